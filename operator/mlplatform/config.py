@@ -1,0 +1,86 @@
+"""Operator settings (DESIGN.md §5): read once from the environment, then passed in.
+
+The names are the original service's (``RUNNERS_DOCKER_ENABLED``, ``DATA_DIR``, ...). A
+``.env`` file is read only when ``ENVIRONMENT=development`` (S10). Relative directories are
+resolved against the working directory at load time, as the original service did.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mlplatform.errors import ConfigurationError
+
+
+class Settings(BaseSettings):
+    """Everything the runners and front ends may be configured with; immutable once read."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, frozen=True, extra="ignore", validate_by_name=True
+    )
+
+    environment: str = Field(default="production", alias="ENVIRONMENT")
+    runners_docker_enabled: bool = Field(default=False, alias="RUNNERS_DOCKER_ENABLED")
+    # S8: first host port for the debug model's ports; unset means no debug publishing.
+    runners_docker_host_port_debug: int | None = Field(
+        default=None, alias="RUNNERS_DOCKER_HOST_PORT_DEBUG", ge=1, le=65535
+    )
+    runners_docker_debug_host_ip: str = Field(
+        default="127.0.0.1", alias="RUNNERS_DOCKER_DEBUG_HOST_IP"
+    )
+    runners_docker_network: str = Field(default="services-ml", alias="RUNNERS_DOCKER_NETWORK")
+    # Seconds docker-py waits for the engine before the runner reports it unavailable.
+    runners_docker_timeout: float = Field(default=10.0, alias="RUNNERS_DOCKER_TIMEOUT", gt=0)
+    data_dir: Path = Field(default=Path(".data"), alias="DATA_DIR")
+    mlmodels_dir: Path = Field(default=Path(".mlmodels"), alias="MLMODELS_DIR")
+    storage_dir: Path = Field(default=Path(".storage"), alias="STORAGE_DIR")
+    # Which controller owns the containers this process manages (label mlplatform.dev/controller):
+    # an operator and a local mode on one engine never garbage-collect each other's models.
+    controller: str = Field(
+        default="operator",
+        alias="MLPLATFORM_CONTROLLER",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+    )
+    log_format: Literal["text", "json"] = Field(default="text", alias="MLPLATFORM_LOG_FORMAT")
+
+    @field_validator("data_dir", "mlmodels_dir", "storage_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # ``load`` passes the environment in explicitly, so tests can give their own.
+        return init_settings, dotenv_settings
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read the settings from ``environ`` (default: the process environment) once."""
+        env = dict(os.environ if environ is None else environ)
+        env_file = ".env" if env.get("ENVIRONMENT", "production") == "development" else None
+        values: dict[str, object] = {k: v for k, v in env.items() if k.upper() in _NAMES}
+        values.update(overrides)
+        try:
+            return cls(_env_file=env_file, **values)  # type: ignore[arg-type]
+        except ValidationError as error:
+            details = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigurationError(f"invalid settings: {details}") from error
+
+
+_NAMES = {str(field.alias).upper() for field in Settings.model_fields.values() if field.alias}

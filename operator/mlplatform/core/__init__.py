@@ -1,0 +1,1 @@
+"""The reconcile core: level-based, idempotent, knows nothing of kopf or files."""

@@ -1,0 +1,1 @@
+"""The Kubernetes adapter: CRD, kopf handlers, admission. Only here: kopf and kubernetes."""

@@ -1,0 +1,43 @@
+"""Command-line options of ``mlplatform operator`` (kept apart so ``--help`` needs no kopf)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="watch every namespace (default)"
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: do not coordinate with other replicas",
+    )
+    parser.add_argument(
+        "--peering", default="mlplatform", help="kopf peering object name (default: mlplatform)"
+    )
+    parser.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="liveness endpoint URL ('' to disable)",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=9090, help="Prometheus metrics port (0 to disable)"
+    )
+    parser.add_argument(
+        "--webhook-port", type=int, default=0, help="serve admission webhooks on this port (0: off)"
+    )
+    parser.add_argument("--webhook-host", default=None, help="host name in the webhook certificate")
+    parser.add_argument(
+        "--webhook-cert", default=None, help="TLS certificate file for the webhook server"
+    )
+    parser.add_argument(
+        "--webhook-key", default=None, help="TLS private key file for the webhook server"
+    )
+    parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
+    parser.add_argument("--verbose", "-v", action="store_true")

@@ -1,0 +1,1 @@
+"""Local mode: MLModel manifests on disk as the desired state, no cluster."""

@@ -1,0 +1,26 @@
+"""Command-line options of ``mlplatform local``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="manifest files or folders"
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="converge, print the status table, exit")
+    mode.add_argument(
+        "--down", action="store_true", help="remove every container of the given manifests"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds --once waits to converge"
+    )
+    parser.add_argument(
+        "--output", choices=["table", "json"], default="table", help="status format"
+    )
+    parser.add_argument(
+        "--status-file", type=Path, default=None, help="also write the status as JSON here"
+    )

@@ -1,0 +1,154 @@
+"""Reading MLModel manifests from YAML: safe, bounded, and never a traceback.
+
+A manifest is untrusted input. The loader builds only plain data (``SafeLoader``), refuses
+anchors and aliases (so a "billion laughs" document cannot expand), refuses duplicate keys
+(the API server does too), and bounds the file size and nesting depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlplatform.models.resource import Problem, ValidMLModel, is_mlmodel, validate_object
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class ManifestError(ValueError):
+    """Raised when a YAML stream cannot be read as manifests (syntax, aliases, limits)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader without aliases and duplicate keys, with a depth limit."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def _line(self) -> int:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        return event.start_mark.line + 1 if event.start_mark is not None else 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise ManifestError(f"line {self._line()}: YAML aliases are not allowed in manifests")
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if getattr(event, "anchor", None):
+            raise ManifestError(f"line {self._line()}: YAML anchors are not allowed in manifests")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ManifestError(f"line {self._line()}: nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                line = key_node.start_mark.line + 1
+                raise ManifestError(f"line {line}: mapping keys must be strings, got {key!r}")
+            if key in keys:
+                raise ManifestError(f'line {key_node.start_mark.line + 1}: duplicate key "{key}"')
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _timestamps_as_strings(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamps_as_strings)
+
+
+def parse_yaml(text: str) -> list[Any]:
+    """Every document of a YAML stream as plain data (empty documents dropped)."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
+        raise ManifestError(f"larger than {MAX_FILE_BYTES // 1024} KiB")
+    loader = _BoundedLoader(text)
+    try:
+        documents = []
+        while loader.check_data():  # type: ignore[no-untyped-call]
+            documents.append(loader.get_data())
+        return [doc for doc in documents if doc is not None]
+    except yaml.YAMLError as error:
+        raise ManifestError(f"not valid YAML: {_one_line(error)}") from error
+    except RecursionError as error:
+        raise ManifestError("nested too deeply") from error
+    finally:
+        loader.dispose()
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of a manifest file, valid or not."""
+
+    source: str
+    index: int  # 1-based within the file
+    count: int  # documents in the file, to know whether to show the index
+    model: ValidMLModel | None = None
+    problems: list[Problem] = field(default_factory=list)
+    kind: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}#{self.index}" if self.count > 1 else self.source
+
+    def report(self) -> list[str]:
+        """``FILE[#DOC]: FIELD: MESSAGE`` lines, one per problem."""
+        return [f"{self.where}: {problem}" for problem in self.problems]
+
+
+def read_documents(path: Path) -> list[Document]:
+    """The MLModel documents of one file; other kinds are returned with ``model=None``."""
+    source = str(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ManifestError(f"larger than {MAX_FILE_BYTES // 1024} KiB")
+        docs = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        return [
+            Document(
+                source, 1, 1, problems=[Problem("(file)", f"cannot be read: {_one_line(error)}")]
+            )
+        ]
+    except ManifestError as error:
+        return [Document(source, 1, 1, problems=[Problem("(yaml)", str(error))])]
+    result = []
+    for index, obj in enumerate(docs, start=1):
+        if not is_mlmodel(obj):
+            kind = obj.get("kind") if isinstance(obj, dict) else None
+            if isinstance(obj, dict) and isinstance(kind, str):
+                result.append(Document(source, index, len(docs), kind=kind))
+                continue
+        model, problems = validate_object(obj)
+        result.append(
+            Document(source, index, len(docs), model=model, problems=problems, kind="MLModel")
+        )
+    return result
+
+
+def manifest_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files named directly, and YAML/JSON files found (recursively, sorted) in folders."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix in MANIFEST_SUFFIXES and not p.name.startswith(".")
+            )
+        else:
+            yield path
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())

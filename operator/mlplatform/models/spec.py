@@ -1,0 +1,425 @@
+"""The MLModel spec (`mlplatform.dev/v1alpha1`): the single source of truth for its rules.
+
+Every rule lives here once, as a Python check with its message; where the API server can
+check the same rule, its CEL twin sits beside it (``cel(...)``) and the CRD generator copies
+it into ``crds/``. Types are strict (``"true"`` is not a boolean, ``"8080"`` is not a port),
+unknown fields are refused, and defaults are the field defaults below — nowhere else.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from mlplatform.models import quantities, rules
+
+API_GROUP = "mlplatform.dev"
+API_VERSION = "v1alpha1"
+KIND = "MLModel"
+PLURAL = "mlmodels"
+SINGULAR = "mlmodel"
+SHORT_NAMES = ("mlm",)
+
+RunnerType = Literal["docker", "pod"]
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+
+
+def cel(rule: str, message: str) -> dict[str, JsonValue]:
+    """A CEL rule for the CRD's ``x-kubernetes-validations``, kept beside its Python twin."""
+    return {"rule": rule, "message": message}
+
+
+def _cel_schema(*validations: dict[str, JsonValue], **schema: JsonValue) -> dict[str, JsonValue]:
+    extra: dict[str, JsonValue] = dict(schema)
+    if validations:
+        extra["x-kubernetes-validations"] = list(validations)
+    return extra
+
+
+def _invalid(rule: str, message: str, **context: Any) -> PydanticCustomError:
+    return PydanticCustomError(rule, message, context or None)
+
+
+class _Strict(BaseModel):
+    """Base of every spec object: strict types, unknown fields refused, camelCase on the wire."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        frozen=True,
+        validate_by_alias=True,
+        validate_by_name=False,
+        serialize_by_alias=True,
+    )
+
+
+# --- spec.id (S1) ---------------------------------------------------------------------
+
+
+def _check_id(value: str) -> str:
+    if len(value) > rules.ID_MAX_LENGTH:
+        raise _invalid("id_length", f"is {len(value)} characters long; {rules.ID_RULE}")
+    if value.count(":") != 1:
+        raise _invalid("id_format", f'"{value}" {rules.ID_RULE}')
+    if not re.fullmatch(rules.ID_PATTERN.strip("^$"), value):
+        raise _invalid("id_format", f'"{value}" {rules.ID_RULE}')
+    return value
+
+
+ModelId = Annotated[
+    str,
+    AfterValidator(_check_id),
+    Field(
+        json_schema_extra=_cel_schema(
+            cel(f"self.matches('{rules.ID_PATTERN}')", f"spec.id {rules.ID_RULE}"),
+            maxLength=rules.ID_MAX_LENGTH,
+            minLength=3,
+        )
+    ),
+]
+
+
+def split_id(model_id: str) -> tuple[str, str]:
+    """``"iris:1.0"`` → ``("iris", "1.0")`` for a valid id."""
+    name, _, version = model_id.partition(":")
+    return name, version
+
+
+def container_name(model_id: str) -> str:
+    """The Docker container name of a model (contract): ``iris:1.0`` → ``iris-1.0``."""
+    name, version = split_id(model_id)
+    return f"{name}-{version}"
+
+
+# --- ports (S2) -----------------------------------------------------------------------
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _check_unique_ports(ports: list[int]) -> list[int]:
+    seen: set[int] = set()
+    for port in ports:
+        if port in seen:
+            raise _invalid("port_duplicate", f"port {port} is listed twice")
+        seen.add(port)
+    return ports
+
+
+# --- volumes (S3, S7) -----------------------------------------------------------------
+
+
+def _check_volume(path: str) -> str:
+    if ":" in path:
+        raise _invalid(
+            "volume_bind_syntax",
+            f'"{path}" contains ":" (Docker bind syntax is not allowed); {rules.VOLUME_RULE}',
+        )
+    if ".." in path.split("/"):
+        raise _invalid("volume_traversal", f'"{path}" contains ".."; {rules.VOLUME_RULE}')
+    if path == "/" or not path.startswith("/"):
+        what = "is the root" if path == "/" else "is not absolute"
+        raise _invalid("volume_path", f'"{path}" {what}; {rules.VOLUME_RULE}')
+    if not re.fullmatch(rules.VOLUME_PATTERN.strip("^$"), path):
+        raise _invalid("volume_path", f'"{path}" {rules.VOLUME_RULE}')
+    return path
+
+
+VolumePath = Annotated[
+    str,
+    AfterValidator(_check_volume),
+    Field(
+        json_schema_extra=_cel_schema(
+            cel(
+                f"self.matches('{rules.VOLUME_PATTERN}')",
+                f"each volume {rules.VOLUME_RULE}",
+            ),
+            maxLength=rules.VOLUME_MAX_LENGTH,
+        )
+    ),
+]
+
+
+def volume_basename(path: str) -> str:
+    """The base name of a container volume path: ``/storage/logs`` → ``logs``."""
+    return posixpath.basename(path.rstrip("/"))
+
+
+def _check_volume_basenames(volumes: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for path in volumes:
+        if path in seen.values():
+            raise _invalid("volume_duplicate", f'path "{path}" is listed twice')
+        base = volume_basename(path)
+        if base in seen:
+            raise _invalid(
+                "volume_basename",
+                f'base name "{base}" is used twice ("{seen[base]}", "{path}"); '
+                "volume base names must be unique (S3)",
+            )
+        seen[base] = path
+    return volumes
+
+
+# --- env ------------------------------------------------------------------------------
+
+
+class EnvVar(_Strict):
+    """One environment variable of the model container."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        json_schema_extra=_cel_schema(
+            cel(
+                f"self.matches('{rules.ENV_NAME_PATTERN}')",
+                "env name must be a C identifier (letters, digits, _; not starting with a digit)",
+            )
+        ),
+    )
+    value: str = Field(default="", max_length=rules.ENV_VALUE_MAX_LENGTH)
+
+    @field_validator("name")
+    @classmethod
+    def _c_identifier(cls, name: str) -> str:
+        if not re.fullmatch(rules.ENV_NAME_PATTERN.strip("^$"), name):
+            raise _invalid(
+                "env_name",
+                f'"{name}" is not a C identifier (letters, digits, _; not starting with a digit)',
+            )
+        return name
+
+
+def _check_unique_env(env: list[EnvVar]) -> list[EnvVar]:
+    seen: set[str] = set()
+    for var in env:
+        if var.name in seen:
+            raise _invalid("env_duplicate", f'env name "{var.name}" is listed twice')
+        seen.add(var.name)
+    return env
+
+
+# --- resources ------------------------------------------------------------------------
+
+
+def _check_cpu(value: str | int) -> str | int:
+    if quantities.parse_cpu(value) is None:
+        raise _invalid(
+            "cpu", f'"{value}" is not a CPU quantity (e.g. "1", "0.5", "250m") or is zero'
+        )
+    return value
+
+
+def _check_memory(value: str | int) -> str | int:
+    size = quantities.parse_memory(value)
+    if size is None:
+        raise _invalid("memory", f'"{value}" is not a memory quantity (e.g. "512Mi", "1Gi")')
+    if size < rules.MEMORY_MIN_BYTES:
+        raise _invalid("memory", f'"{value}" is below Docker\'s minimum of 6Mi')
+    return value
+
+
+class Resources(_Strict):
+    """Limits applied to the container (cpu → CPU quota, memory → memory limit)."""
+
+    cpu: (
+        Annotated[
+            str | int,
+            AfterValidator(_check_cpu),
+            Field(
+                json_schema_extra={
+                    "x-kubernetes-int-or-string": True,
+                    "x-kubernetes-validations": [
+                        cel(
+                            f"type(self) == int ? self > 0 : self.matches('{rules.CPU_PATTERN}')",
+                            'cpu must be a CPU quantity such as "1", "0.5" or "250m"',
+                        )
+                    ],
+                }
+            ),
+        ]
+        | None
+    ) = None
+    memory: (
+        Annotated[
+            str | int,
+            AfterValidator(_check_memory),
+            Field(
+                json_schema_extra={
+                    "x-kubernetes-int-or-string": True,
+                    "x-kubernetes-validations": [
+                        cel(
+                            f"type(self) == int ? self >= {rules.MEMORY_MIN_BYTES} "
+                            f": self.matches('{rules.MEMORY_PATTERN}')",
+                            'memory must be a memory quantity such as "512Mi" (at least 6Mi)',
+                        )
+                    ],
+                }
+            ),
+        ]
+        | None
+    ) = None
+
+
+# --- readiness probe ------------------------------------------------------------------
+
+
+class HTTPGetAction(_Strict):
+    """An HTTP GET the operator sends to the container; 2xx/3xx means ready."""
+
+    path: str = Field(
+        default="/",
+        max_length=1024,
+        json_schema_extra=_cel_schema(
+            cel(f"self.matches('{rules.HTTP_PATH_PATTERN}')", "httpGet.path must start with /")
+        ),
+    )
+    port: Port
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, path: str) -> str:
+        if not re.fullmatch(rules.HTTP_PATH_PATTERN.strip("^$"), path):
+            raise _invalid("probe_path", f'"{path}" must start with "/" and be a URL path')
+        return path
+
+
+class ReadinessProbe(_Strict):
+    """Gates the Ready condition: Ready is True only while the probe passes."""
+
+    http_get: HTTPGetAction = Field(alias="httpGet")
+    initial_delay_seconds: int = Field(default=0, ge=0, le=3600, alias="initialDelaySeconds")
+    period_seconds: int = Field(default=5, ge=1, le=3600, alias="periodSeconds")
+    timeout_seconds: int = Field(default=1, ge=1, le=60, alias="timeoutSeconds")
+    failure_threshold: int = Field(default=3, ge=1, le=100, alias="failureThreshold")
+
+
+# --- container ------------------------------------------------------------------------
+
+Arg = Annotated[str, Field(max_length=rules.ARG_MAX_LENGTH)]
+
+
+def _check_image(image: str) -> str:
+    if not re.fullmatch(rules.IMAGE_PATTERN.strip("^$"), image):
+        raise _invalid(
+            "image",
+            f'"{image}" is not a valid image reference ([registry/]repository[:tag][@digest], '
+            "repository in lower case)",
+        )
+    return image
+
+
+_VOLUME_BASENAME_CEL = (
+    "self.all(a, self.exists_one(b, "
+    "b.substring(b.lastIndexOf('/') + 1) == a.substring(a.lastIndexOf('/') + 1)))"
+)
+
+
+class ContainerSpec(_Strict):
+    """What to run: image, ports, env, volumes, command, resources, readiness."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel_schema(
+            cel(
+                "!has(self.readinessProbe) || self.readinessProbe.httpGet.port in self.ports",
+                "readinessProbe.httpGet.port must be one of spec.container.ports",
+            )
+        )
+    )
+
+    image: Annotated[
+        str,
+        AfterValidator(_check_image),
+        Field(
+            min_length=1,
+            max_length=rules.IMAGE_MAX_LENGTH,
+            json_schema_extra=_cel_schema(
+                cel(
+                    f"self.matches('{rules.IMAGE_PATTERN}')",
+                    "image must be a valid image reference ([registry/]repository[:tag][@digest])",
+                )
+            ),
+        ),
+    ]
+    image_pull_policy: PullPolicy = Field(default="IfNotPresent", alias="imagePullPolicy")
+    ports: Annotated[
+        list[Port],
+        AfterValidator(_check_unique_ports),
+        Field(
+            min_length=1,
+            max_length=rules.PORTS_MAX_ITEMS,
+            json_schema_extra=_cel_schema(
+                cel("self.all(p, self.exists_one(q, q == p))", "ports must not repeat"),
+            ),
+        ),
+    ]
+    env: Annotated[
+        list[EnvVar],
+        AfterValidator(_check_unique_env),
+        Field(
+            max_length=rules.ENV_MAX_ITEMS,
+            json_schema_extra=_cel_schema(
+                cel(
+                    "self.all(e, self.exists_one(f, f.name == e.name))", "env names must not repeat"
+                ),
+            ),
+        ),
+    ] = []
+    volumes: Annotated[
+        list[VolumePath],
+        AfterValidator(_check_volume_basenames),
+        Field(
+            max_length=rules.VOLUMES_MAX_ITEMS,
+            json_schema_extra=_cel_schema(
+                cel(
+                    _VOLUME_BASENAME_CEL,
+                    "volume base names must be unique (S3): "
+                    '["/storage", "/logs"] is valid, ["/storage/logs", "/logs"] is not',
+                ),
+            ),
+        ),
+    ] = []
+    command: Annotated[list[Arg], Field(max_length=rules.ARGS_MAX_ITEMS)] | None = None
+    args: Annotated[list[Arg], Field(max_length=rules.ARGS_MAX_ITEMS)] | None = None
+    resources: Resources | None = None
+    readiness_probe: ReadinessProbe | None = Field(default=None, alias="readinessProbe")
+
+    @model_validator(mode="after")
+    def _probe_port_is_exposed(self) -> ContainerSpec:
+        probe = self.readiness_probe
+        if probe is not None and probe.http_get.port not in self.ports:
+            raise _invalid(
+                "probe_port",
+                f"readinessProbe.httpGet.port {probe.http_get.port} is not one of "
+                f"spec.container.ports {self.ports}",
+            )
+        return self
+
+
+class MLModelSpec(_Strict):
+    """The desired state of one model server."""
+
+    id: ModelId
+    runner: RunnerType = "docker"
+    suspend: bool = False
+    debug: bool = False
+    container: ContainerSpec
+
+    @property
+    def container_name(self) -> str:
+        return container_name(self.id)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The spec as the API stores it, every default filled in (camelCase)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,156 @@
+"""The MLModel status the operator writes: phase, conditions with fixed reasons, runner details.
+
+Conditions follow the Kubernetes API conventions (``type/status/reason/message/
+lastTransitionTime/observedGeneration``); ``set_condition`` is the one helper that changes
+them, so ``lastTransitionTime`` moves only when ``status`` does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Phase(enum.StrEnum):
+    """Where a model is in its life; contract (``status.phase``)."""
+
+    PENDING = "Pending"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+
+
+class ConditionType(enum.StrEnum):
+    """The conditions an MLModel carries. Ready is the contract; the others say why not."""
+
+    READY = "Ready"
+    IMAGE_READY = "ImageReady"
+    CONTAINER_RUNNING = "ContainerRunning"
+    DEBUG_PORTS = "DebugPortsBound"
+
+
+class Reason(enum.StrEnum):
+    """The fixed list of condition reasons (CamelCase, as Kubernetes conventions ask)."""
+
+    # Ready / ContainerRunning
+    RUNNING = "Running"
+    PROBE_PASSED = "ProbePassed"
+    PROBE_FAILED = "ProbeFailed"
+    PROBE_PENDING = "ProbePending"
+    CONTAINER_CREATING = "ContainerCreating"
+    CONTAINER_EXITED = "ContainerExited"
+    OOM_KILLED = "OOMKilled"
+    CRASH_LOOP = "CrashLoopBackOff"
+    CONTAINER_MISSING = "ContainerMissing"
+    SUSPENDED = "Suspended"
+    CONFLICT = "NameConflict"
+    PORT_IN_USE = "PortInUse"
+    RUNNER_UNAVAILABLE = "RunnerUnavailable"
+    RUNNER_DISABLED = "RunnerDisabled"
+    RUNNER_NOT_AVAILABLE = "RunnerNotImplemented"
+    INVALID_SPEC = "InvalidSpec"
+    START_FAILED = "StartFailed"
+    # ImageReady
+    IMAGE_PRESENT = "ImagePresent"
+    IMAGE_PULLED = "ImagePulled"
+    IMAGE_NOT_FOUND = "ImageNotFound"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    # DebugPortsBound
+    DEBUG_PORTS_BOUND = "DebugPortsBound"
+    DEBUG_PORTS_HELD = "DebugPortsHeldByOther"
+    DEBUG_NOT_CONFIGURED = "DebugPortNotConfigured"
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True, extra="ignore")
+
+
+class Condition(_Wire):
+    type: ConditionType
+    status: ConditionStatus
+    reason: Reason
+    message: str = ""
+    last_transition_time: str = Field(alias="lastTransitionTime")
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+
+
+class RunnerDetails(_Wire):
+    """What the runner reports about the workload (Docker: container id, name, image, ports)."""
+
+    type: str
+    container_id: str | None = Field(default=None, alias="containerId")
+    container_name: str | None = Field(default=None, alias="containerName")
+    image_id: str | None = Field(default=None, alias="imageId")
+    host_ports: dict[str, int] = Field(default_factory=dict, alias="hostPorts")
+    started_at: str | None = Field(default=None, alias="startedAt")
+    exit_code: int | None = Field(default=None, alias="exitCode")
+    oom_killed: bool | None = Field(default=None, alias="oomKilled")
+    finished_at: str | None = Field(default=None, alias="finishedAt")
+
+
+class MLModelStatus(_Wire):
+    """``status`` of an MLModel; phase, endpoints, observedGeneration and Ready are contract."""
+
+    phase: Phase = Phase.PENDING
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+    endpoints: list[str] = Field(default_factory=list)
+    debug_endpoints: list[str] = Field(default_factory=list, alias="debugEndpoints")
+    conditions: list[Condition] = Field(default_factory=list)
+    runner: RunnerDetails | None = None
+    restart_count: int = Field(default=0, alias="restartCount")
+    message: str = ""
+
+    def condition(self, kind: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+    @property
+    def ready(self) -> bool:
+        ready = self.condition(ConditionType.READY)
+        return ready is not None and ready.status == "True"
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def now() -> str:
+    """An RFC 3339 timestamp in UTC, second precision, as Kubernetes writes them."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: list[Condition],
+    kind: ConditionType,
+    status: ConditionStatus,
+    reason: Reason,
+    message: str = "",
+    *,
+    generation: int | None = None,
+    at: str | None = None,
+) -> list[Condition]:
+    """Return ``conditions`` with ``kind`` set; the transition time moves only if status changes."""
+    previous = next((c for c in conditions if c.type == kind), None)
+    transition = (
+        previous.last_transition_time
+        if previous is not None and previous.status == status
+        else (at or now())
+    )
+    updated = Condition(
+        type=kind,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=transition,
+        observed_generation=generation,
+    )
+    return (
+        [c for c in conditions if c.type != kind] + [updated]
+        if previous is None
+        else [updated if c.type == kind else c for c in conditions]
+    )

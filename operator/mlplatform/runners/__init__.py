@@ -1,0 +1,1 @@
+"""Runners: the interface (``base``) and its backends. Only ``docker_runner`` imports docker."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up what the project needs on a fresh machine: .venv with the package and its test
+# extras, and a Docker engine that answers. Safe to run again; does only what is missing.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$python" -m venv .venv
+fi
+stamp=.venv/.mlplatform-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing mlplatform[test] into .venv"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[test]"
+  touch "$stamp"
+fi
+"$root/scripts/ensure-docker.sh"
