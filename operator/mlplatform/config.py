@@ -35,6 +35,8 @@ class Settings(BaseSettings):
         default="127.0.0.1", alias="RUNNERS_DOCKER_DEBUG_HOST_IP"
     )
     runners_docker_network: str = Field(default="services-ml", alias="RUNNERS_DOCKER_NETWORK")
+    # docker-py's own variable, read once with the rest; None: docker-py's default socket.
+    docker_host: str | None = Field(default=None, alias="DOCKER_HOST")
     # Seconds docker-py waits for the engine before the runner reports it unavailable.
     runners_docker_timeout: float = Field(default=10.0, alias="RUNNERS_DOCKER_TIMEOUT", gt=0)
     data_dir: Path = Field(default=Path(".data"), alias="DATA_DIR")

@@ -1,0 +1,146 @@
+"""A private corner of the shared Docker engine for one test session (DESIGN.md §6).
+
+Several test sessions run on one engine at the same time, so everything a session makes is
+uniquely named (prefix ``mlpt-``), labelled with the session token, and removed at the end;
+nothing else is ever touched. ``DockerEnv`` hands out:
+
+- ``settings(**overrides)``: runner settings with this session's network
+  (``mlpt-net-<token>``), controller (``test-<token>``) and data/models/storage folders
+  under ``root``; the Docker runner is enabled;
+- ``model_id("name")``: a unique ``spec.id`` (``mlpt-name-<token>:1``) → container
+  ``mlpt-name-<token>-1``;
+- ``run_helper(image, ...)``: a container that is not a model (a client, a foreign
+  container), labelled for cleanup;
+- ``cleanup()``: removes this session's containers (by controller or session label) and
+  network; the folders are under a pytest ``tmp_path``.
+
+Usage::
+
+    env = DockerEnv.create(tmp_path_factory.mktemp("docker"))
+    try: ... finally: env.cleanup()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from mlplatform.config import Settings
+from mlplatform.runners.base import LABEL_CONTROLLER
+
+SESSION_LABEL = "dev.mlplatform.test.session"
+
+
+def docker_client() -> docker.DockerClient:
+    """A docker-py client for test set-up and assertions (the runner has its own)."""
+    return docker.DockerClient.from_env(timeout=30)
+
+
+@dataclass
+class DockerEnv:
+    """One test session's names, folders and cleanup on the shared engine."""
+
+    token: str
+    root: Path
+    client: docker.DockerClient = field(repr=False)
+
+    @classmethod
+    def create(cls, root: Path) -> DockerEnv:
+        env = cls(token=secrets.token_hex(4), root=root, client=docker_client())
+        for folder in (env.data_dir, env.mlmodels_dir, env.storage_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return env
+
+    @property
+    def network(self) -> str:
+        return f"mlpt-net-{self.token}"
+
+    @property
+    def controller(self) -> str:
+        return f"test-{self.token}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def mlmodels_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.root / "storage"
+
+    def settings(self, **overrides: object) -> Settings:
+        """Settings for a runner confined to this session (overrides by field name)."""
+        values: dict[str, object] = {
+            "runners_docker_enabled": True,
+            "runners_docker_network": self.network,
+            "controller": self.controller,
+            "data_dir": self.data_dir,
+            "mlmodels_dir": self.mlmodels_dir,
+            "storage_dir": self.storage_dir,
+            "runners_docker_timeout": 30.0,
+        }
+        values.update(overrides)
+        return Settings.load(environ={}, **values)
+
+    def model_id(self, name: str, version: str = "1") -> str:
+        """A ``spec.id`` unique to this session: ``mlpt-<name>-<token>:<version>``."""
+        return f"mlpt-{name}-{self.token}:{version}"
+
+    def helper_name(self, name: str) -> str:
+        return f"mlpt-{name}-{self.token}-{secrets.token_hex(2)}"
+
+    def run_helper(self, image: str, *, name: str | None = None, **kwargs: Any) -> Container:
+        """Start (detached) a container that is not a model, labelled for cleanup."""
+        labels = {SESSION_LABEL: self.token, **kwargs.pop("labels", {})}
+        container: Container = self.client.containers.run(
+            image, name=name or self.helper_name("helper"), labels=labels, detach=True, **kwargs
+        )
+        return container
+
+    def client_run(self, image: str, command: list[str], *, timeout: float = 30) -> tuple[int, str]:
+        """Run ``command`` as the entrypoint once on the session network; (exit code, output)."""
+        self.ensure_network()
+        container = self.run_helper(image, entrypoint=command, network=self.network)
+        try:
+            result = container.wait(timeout=timeout)
+            output = container.logs().decode(errors="replace")
+            return int(result["StatusCode"]), output
+        finally:
+            container.remove(force=True)
+
+    def ensure_network(self) -> None:
+        """Create this session's network if the runner has not yet (labelled for cleanup)."""
+        if not self.client.networks.list(names=[self.network]):
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.networks.create(
+                    self.network, driver="bridge", labels={SESSION_LABEL: self.token}
+                )
+
+    def session_containers(self) -> list[Container]:
+        """Every container this session made, models and helpers."""
+        found: dict[str, Container] = {}
+        for label in (f"{LABEL_CONTROLLER}={self.controller}", f"{SESSION_LABEL}={self.token}"):
+            for container in self.client.containers.list(all=True, filters={"label": label}):
+                found[container.id] = container
+        return list(found.values())
+
+    def cleanup(self) -> None:
+        """Remove this session's containers and network; touch nothing else."""
+        for container in self.session_containers():
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        for network in self.client.networks.list(names=[self.network]):
+            if network.name == self.network:
+                with contextlib.suppress(docker.errors.NotFound):
+                    network.remove()
+        self.client.close()

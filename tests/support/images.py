@@ -1,0 +1,141 @@
+"""Test images built locally, without a registry (DESIGN.md §6).
+
+Each image is a ~2 MB root filesystem made of the host's static ``/bin/busybox`` (it has
+``sh``, ``httpd`` and ``wget``) plus one small script, turned into an image with
+``docker import``. Building is idempotent and cheap: an image whose content label matches
+is reused, so many test sessions (and engineers) can call ``ensure_test_images()`` at once.
+
+    HTTP_IMAGE  serves on every port given as an argument (default 8080); GET /health → "ok".
+                Has sh and wget, so it doubles as a client: ``wget -qO- http://name:port/health``.
+    EXIT_IMAGE  exits at once with ``$EXIT_CODE`` (or its first argument; default 0).
+    OOM_IMAGE   doubles a string until the memory limit kills it (give it e.g. 16Mi).
+
+Usage::
+
+    from tests.support.images import ensure_test_images
+    images = ensure_test_images()      # TestImages(http=..., exit=..., oom=...)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HTTP_IMAGE = "mlplatform-test/http:1"
+EXIT_IMAGE = "mlplatform-test/exit:1"
+OOM_IMAGE = "mlplatform-test/oom:1"
+CONTENT_LABEL = "dev.mlplatform.test.content"
+BUSYBOX = Path("/bin/busybox")
+_APPLETS = ("sh", "httpd", "wget", "cat", "echo", "sleep", "ls", "touch", "mkdir", "kill", "id")
+
+_SERVE = """\
+#!/bin/sh
+# Serves /www on every port given (default 8080); stops at once on TERM/INT.
+[ "$#" -eq 0 ] && set -- 8080
+pids=
+trap 'kill $pids 2>/dev/null; exit 0' TERM INT
+for port in "$@"; do
+    httpd -f -p "$port" -h /www &
+    pids="$pids $!"
+done
+wait
+"""
+
+_EXIT = """\
+#!/bin/sh
+# Exits at once with $EXIT_CODE, else the first argument, else 0.
+exit "${EXIT_CODE:-${1:-0}}"
+"""
+
+_OOM = """\
+#!/bin/sh
+# Doubles a string until the memory limit kills the process.
+x=0123456789abcdef
+while :; do x="$x$x"; done
+"""
+
+
+@dataclass(frozen=True)
+class TestImages:
+    """The names of the three test images, all present in the engine."""
+
+    http: str = HTTP_IMAGE
+    exit: str = EXIT_IMAGE
+    oom: str = OOM_IMAGE
+
+
+def ensure_test_images() -> TestImages:
+    """Build the test images unless the engine already has them with the same content."""
+    busybox = BUSYBOX.read_bytes()
+    for name, script in ((HTTP_IMAGE, _SERVE), (EXIT_IMAGE, _EXIT), (OOM_IMAGE, _OOM)):
+        _ensure_image(name, busybox, script)
+    return TestImages()
+
+
+def _ensure_image(name: str, busybox: bytes, script: str) -> None:
+    digest = hashlib.sha256(busybox + b"\0" + script.encode()).hexdigest()[:16]
+    if _content_label(name) == digest:
+        return
+    changes = [
+        f"LABEL {CONTENT_LABEL}={digest}",
+        'ENTRYPOINT ["/bin/sh", "/entrypoint.sh"]',
+        "WORKDIR /",
+    ]
+    command = ["docker", "import"]
+    for change in changes:
+        command += ["--change", change]
+    subprocess.run(
+        [*command, "-", name],
+        input=_rootfs(busybox, script),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def _content_label(name: str) -> str | None:
+    docker = shutil.which("docker") or "docker"
+    result = subprocess.run(
+        [docker, "image", "inspect", "--format", "{{json .Config.Labels}}", name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if result.returncode != 0:
+        return None
+    labels = json.loads(result.stdout or "null") or {}
+    value = labels.get(CONTENT_LABEL)
+    return value if isinstance(value, str) else None
+
+
+def _rootfs(busybox: bytes, script: str) -> bytes:
+    """A tar of the root filesystem: busybox, its applet links, /www/health, the script."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for folder, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("www", 0o755)):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+        _add_file(tar, "bin/busybox", busybox, 0o755)
+        for applet in _APPLETS:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        _add_file(tar, "etc/passwd", b"root:x:0:0:root:/:/bin/sh\n", 0o644)
+        _add_file(tar, "etc/group", b"root:x:0:\n", 0o644)
+        _add_file(tar, "www/health", b"ok\n", 0o644)
+        _add_file(tar, "entrypoint.sh", script.encode(), 0o755)
+    return buffer.getvalue()
+
+
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), mode
+    tar.addfile(info, io.BytesIO(data))
