@@ -56,6 +56,8 @@ IMAGE_PATTERN: Final = (
 IMAGE_MAX_LENGTH: Final = 255
 
 CPU_PATTERN: Final = r"^([0-9]+(\.[0-9]{1,3})?|[0-9]+m)$"
+# A CPU quantity that is zero ("0", "0.0", "000m"): refused, a container needs some CPU.
+CPU_ZERO_PATTERN: Final = r"^0+(\.0+)?m?$"
 MEMORY_PATTERN: Final = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 # Docker refuses memory limits under 6 MiB.
 MEMORY_MIN_BYTES: Final = 6 * 1024 * 1024

@@ -41,6 +41,11 @@ def cel(rule: str, message: str) -> dict[str, JsonValue]:
     return {"rule": rule, "message": message}
 
 
+def cel_string(text: str) -> str:
+    """``text`` as a double-quoted CEL string literal (CEL has no ``\\.`` escape: double it)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _cel_schema(*validations: dict[str, JsonValue], **schema: JsonValue) -> dict[str, JsonValue]:
     extra: dict[str, JsonValue] = dict(schema)
     if validations:
@@ -83,7 +88,7 @@ ModelId = Annotated[
     AfterValidator(_check_id),
     Field(
         json_schema_extra=_cel_schema(
-            cel(f"self.matches('{rules.ID_PATTERN}')", f"spec.id {rules.ID_RULE}"),
+            cel(f"self.matches({cel_string(rules.ID_PATTERN)})", f"spec.id {rules.ID_RULE}"),
             maxLength=rules.ID_MAX_LENGTH,
             minLength=3,
         )
@@ -142,7 +147,7 @@ VolumePath = Annotated[
     Field(
         json_schema_extra=_cel_schema(
             cel(
-                f"self.matches('{rules.VOLUME_PATTERN}')",
+                f"self.matches({cel_string(rules.VOLUME_PATTERN)})",
                 f"each volume {rules.VOLUME_RULE}",
             ),
             maxLength=rules.VOLUME_MAX_LENGTH,
@@ -183,7 +188,7 @@ class EnvVar(_Strict):
         max_length=256,
         json_schema_extra=_cel_schema(
             cel(
-                f"self.matches('{rules.ENV_NAME_PATTERN}')",
+                f"self.matches({cel_string(rules.ENV_NAME_PATTERN)})",
                 "env name must be a C identifier (letters, digits, _; not starting with a digit)",
             )
         ),
@@ -242,7 +247,9 @@ class Resources(_Strict):
                     "x-kubernetes-int-or-string": True,
                     "x-kubernetes-validations": [
                         cel(
-                            f"type(self) == int ? self > 0 : self.matches('{rules.CPU_PATTERN}')",
+                            "type(self) == int ? self > 0 : "
+                            f"self.matches({cel_string(rules.CPU_PATTERN)}) "
+                            f"&& !self.matches({cel_string(rules.CPU_ZERO_PATTERN)})",
                             'cpu must be a CPU quantity such as "1", "0.5" or "250m"',
                         )
                     ],
@@ -261,7 +268,7 @@ class Resources(_Strict):
                     "x-kubernetes-validations": [
                         cel(
                             f"type(self) == int ? self >= {rules.MEMORY_MIN_BYTES} "
-                            f": self.matches('{rules.MEMORY_PATTERN}')",
+                            f": self.matches({cel_string(rules.MEMORY_PATTERN)})",
                             'memory must be a memory quantity such as "512Mi" (at least 6Mi)',
                         )
                     ],
@@ -282,7 +289,10 @@ class HTTPGetAction(_Strict):
         default="/",
         max_length=1024,
         json_schema_extra=_cel_schema(
-            cel(f"self.matches('{rules.HTTP_PATH_PATTERN}')", "httpGet.path must start with /")
+            cel(
+                f"self.matches({cel_string(rules.HTTP_PATH_PATTERN)})",
+                "httpGet.path must start with /",
+            )
         ),
     )
     port: Port
@@ -346,7 +356,7 @@ class ContainerSpec(_Strict):
             max_length=rules.IMAGE_MAX_LENGTH,
             json_schema_extra=_cel_schema(
                 cel(
-                    f"self.matches('{rules.IMAGE_PATTERN}')",
+                    f"self.matches({cel_string(rules.IMAGE_PATTERN)})",
                     "image must be a valid image reference ([registry/]repository[:tag][@digest])",
                 )
             ),
