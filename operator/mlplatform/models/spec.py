@@ -306,13 +306,16 @@ class HTTPGetAction(_Strict):
 
 
 class ReadinessProbe(_Strict):
-    """Gates the Ready condition: Ready is True only while the probe passes."""
+    """Gates the Ready condition: Ready is True only while the latest probe passed.
+
+    There is deliberately no ``failureThreshold``: one failed probe makes Ready False, so
+    Ready is never True while the server is failing its probe.
+    """
 
     http_get: HTTPGetAction = Field(alias="httpGet")
     initial_delay_seconds: int = Field(default=0, ge=0, le=3600, alias="initialDelaySeconds")
     period_seconds: int = Field(default=5, ge=1, le=3600, alias="periodSeconds")
     timeout_seconds: int = Field(default=1, ge=1, le=60, alias="timeoutSeconds")
-    failure_threshold: int = Field(default=3, ge=1, le=100, alias="failureThreshold")
 
 
 # --- container ------------------------------------------------------------------------

@@ -95,6 +95,17 @@ class RunnerDetails(_Wire):
     finished_at: str | None = Field(default=None, alias="finishedAt")
 
 
+class Failure(_Wire):
+    """The last failure of a model: why, when, and the container's exit code / OOM kill."""
+
+    reason: Reason
+    message: str = ""
+    time: str
+    exit_code: int | None = Field(default=None, alias="exitCode")
+    oom_killed: bool | None = Field(default=None, alias="oomKilled")
+    container_id: str | None = Field(default=None, alias="containerId")
+
+
 class MLModelStatus(_Wire):
     """``status`` of an MLModel; phase, endpoints, observedGeneration and Ready are contract."""
 
@@ -105,6 +116,9 @@ class MLModelStatus(_Wire):
     conditions: list[Condition] = Field(default_factory=list)
     runner: RunnerDetails | None = None
     restart_count: int = Field(default=0, alias="restartCount")
+    # Failures since the model last ran steadily; drives the back-off and survives restarts.
+    consecutive_failures: int = Field(default=0, alias="consecutiveFailures")
+    last_failure: Failure | None = Field(default=None, alias="lastFailure")
     message: str = ""
 
     def condition(self, kind: ConditionType) -> Condition | None:

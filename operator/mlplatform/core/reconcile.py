@@ -1,0 +1,443 @@
+"""The reconcile core: one level-based, idempotent step from observed state to desired state.
+
+``Reconciler.reconcile`` reads what the runner sees, converges it to the spec (create,
+replace, remove, or wait out a back-off), and returns the whole new status, the events worth
+telling a user, and when to look again. It does not care what woke it — a create, an
+update, a Docker event or a resync all lead to the same step. It knows nothing of kopf or of
+files: the operator and local mode are thin adapters around it.
+
+The back-off state (consecutive failures, last failure) lives in the status, so it survives
+a restart of the process that runs the loop.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mlplatform import errors
+from mlplatform.core.backoff import BackoffPolicy
+from mlplatform.core.metrics import Metrics
+from mlplatform.models.status import (
+    ConditionType,
+    Failure,
+    MLModelStatus,
+    Phase,
+    Reason,
+    RunnerDetails,
+    set_condition,
+)
+from mlplatform.runners.base import Action, OwnedWorkload, Runner, RunnerStatus, State, Workload
+
+# How soon to look again when the runner is unreachable, and while a container is starting.
+UNAVAILABLE_RETRY = 5.0
+STARTING_RETRY = 1.0
+
+RunnerFor = Callable[[str], Runner]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something worth telling the user (a Kubernetes Event, a log line in local mode)."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one reconcile: the new status, events to post, when to look again."""
+
+    status: MLModelStatus
+    requeue_after: float | None = None
+    events: tuple[Event, ...] = ()
+
+
+@dataclass
+class _Step:
+    """The status being built during one reconcile."""
+
+    status: MLModelStatus
+    generation: int | None
+    at: str
+    events: list[Event] = field(default_factory=list)
+
+    def condition(
+        self, kind: ConditionType, ok: bool | None, reason: Reason, message: str = ""
+    ) -> None:
+        value: Literal["True", "False", "Unknown"] = (
+            "Unknown" if ok is None else "True" if ok else "False"
+        )
+        self.status.conditions = set_condition(
+            self.status.conditions,
+            kind,
+            value,
+            reason,
+            message,
+            generation=self.generation,
+            at=self.at,
+        )
+
+    def not_ready(self, phase: Phase, reason: Reason, message: str, *, known: bool = True) -> None:
+        self.status.phase = phase
+        self.status.message = message
+        self.status.endpoints = []
+        self.status.debug_endpoints = []
+        self.condition(ConditionType.READY, False if known else None, reason, message)
+
+
+def _timestamp(at: float) -> str:
+    return (
+        datetime.datetime.fromtimestamp(at, datetime.UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+class Reconciler:
+    """Converges one model at a time; safe to call from several threads for different models."""
+
+    def __init__(
+        self,
+        runner_for: RunnerFor,
+        *,
+        backoff: BackoffPolicy | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._runner_for = runner_for
+        self.backoff = backoff or BackoffPolicy()
+        self.metrics = metrics or Metrics()
+        self._clock = clock
+
+    # --- reconcile ------------------------------------------------------------------
+
+    def reconcile(
+        self, workload: Workload, *, generation: int | None, previous: MLModelStatus | None
+    ) -> Outcome:
+        """Converge ``workload``; ``previous`` is the status last written for it."""
+        started = time.monotonic()
+        result = "error"
+        try:
+            outcome = self._reconcile(workload, generation, previous or MLModelStatus())
+            result = "requeue" if outcome.requeue_after is not None else "ok"
+            self.metrics.set_phase(workload.owner.key, outcome.status.phase)
+            return outcome
+        finally:
+            self.metrics.reconciles.labels(result=result).inc()
+            self.metrics.duration.observe(time.monotonic() - started)
+
+    def _reconcile(
+        self, workload: Workload, generation: int | None, previous: MLModelStatus
+    ) -> Outcome:
+        now = self._clock()
+        status = previous.model_copy(deep=True)
+        new_generation = generation != previous.observed_generation
+        status.observed_generation = generation
+        if new_generation:
+            # A new spec gets a fresh start, as the kubelet resets back-off on a pod change.
+            status.consecutive_failures = 0
+        step = _Step(status=status, generation=generation, at=_timestamp(now))
+        spec = workload.spec
+        try:
+            runner = self._runner_for(spec.runner)
+            if spec.suspend:
+                return self._suspend(step, runner, workload)
+            return self._run(step, runner, workload, now)
+        except errors.RunnerError as error:
+            return self._failed(step, workload, error, now)
+
+    def _suspend(self, step: _Step, runner: Runner, workload: Workload) -> Outcome:
+        removed = runner.delete(workload)
+        if removed.action == Action.REMOVED:
+            step.events.append(
+                Event(
+                    "Normal", "Removed", f"Removed container {removed.container_name} (suspended)"
+                )
+            )
+        step.status.runner = RunnerDetails(
+            type=runner.type, container_name=workload.spec.container_name
+        )
+        step.status.consecutive_failures = 0
+        step.not_ready(
+            Phase.STOPPED, Reason.SUSPENDED, "suspended: container removed, storage kept"
+        )
+        step.condition(ConditionType.CONTAINER_RUNNING, False, Reason.SUSPENDED)
+        return Outcome(step.status, None, tuple(step.events))
+
+    def _run(self, step: _Step, runner: Runner, workload: Workload, now: float) -> Outcome:
+        previous_id = step.status.runner.container_id if step.status.runner else None
+        observed = runner.observe(workload)
+        if observed.state == State.EXITED:
+            self._record_exit(step, observed, now)
+        elif observed.state == State.MISSING and previous_id and step.status.phase in _UP:
+            step.status.restart_count += 1
+            self.metrics.restarts.inc()
+            step.events.append(
+                Event(
+                    "Warning",
+                    "Recreating",
+                    f"Container {observed.container_name} disappeared; recreating",
+                )
+            )
+        wait = self._backoff_remaining(step.status, now)
+        if wait > 0:
+            return self._backing_off(step, workload, observed, wait)
+
+        applied = runner.apply(workload)
+        if applied.action in (Action.CREATED, Action.REPLACED):
+            verb = "Created" if applied.action == Action.CREATED else "Replaced"
+            step.events.append(
+                Event(
+                    "Normal",
+                    verb,
+                    f"{verb} container {applied.container_name} ({applied.container_id})",
+                )
+            )
+        if applied.image_pulled:
+            step.events.append(
+                Event("Normal", "Pulled", f"Pulled image {workload.spec.container.image}")
+            )
+        step.condition(
+            ConditionType.IMAGE_READY,
+            True,
+            Reason.IMAGE_PULLED if applied.image_pulled else Reason.IMAGE_PRESENT,
+            workload.spec.container.image,
+        )
+        step.status.runner = _details(runner.type, applied)
+        self._debug_condition(step, workload, applied)
+        if applied.state == State.EXITED:
+            self._record_exit(step, applied, now)
+            wait = self.backoff.delay(step.status.consecutive_failures)
+            return self._backing_off(step, workload, applied, wait)
+        if applied.state == State.RUNNING:
+            return self._running(step, runner, workload, applied, now)
+        step.condition(ConditionType.CONTAINER_RUNNING, False, Reason.CONTAINER_CREATING)
+        step.not_ready(
+            Phase.STARTING, Reason.CONTAINER_CREATING, applied.message or "container is starting"
+        )
+        return Outcome(step.status, STARTING_RETRY, tuple(step.events))
+
+    def _running(
+        self, step: _Step, runner: Runner, workload: Workload, applied: RunnerStatus, now: float
+    ) -> Outcome:
+        status = step.status
+        started = _seconds(applied.started_at) if applied.started_at else now
+        if status.consecutive_failures and now - started >= self.backoff.stable_after:
+            status.consecutive_failures = 0
+        step.condition(
+            ConditionType.CONTAINER_RUNNING, True, Reason.RUNNING, applied.container_name or ""
+        )
+        status.endpoints = list(applied.endpoints)
+        status.debug_endpoints = list(applied.debug_endpoints)
+        probe = workload.spec.container.readiness_probe
+        requeue: float | None = None
+        if status.consecutive_failures:
+            # Running again after a failure: look again once it has been steady long enough.
+            requeue = max(STARTING_RETRY, self.backoff.stable_after - (now - started))
+        if probe is None:
+            status.phase = Phase.RUNNING
+            status.message = ""
+            step.condition(ConditionType.READY, True, Reason.RUNNING, "container is running")
+            return Outcome(status, requeue, tuple(step.events))
+        requeue = min(requeue or probe.period_seconds, probe.period_seconds)
+        if now - started < probe.initial_delay_seconds:
+            status.phase = Phase.STARTING
+            status.message = "waiting for initialDelaySeconds before the first probe"
+            step.condition(ConditionType.READY, False, Reason.PROBE_PENDING, status.message)
+            return Outcome(
+                status,
+                min(requeue, probe.initial_delay_seconds - (now - started)),
+                tuple(step.events),
+            )
+        result = runner.probe(workload, applied)
+        was_ready = status.ready
+        if result.ok:
+            status.phase = Phase.RUNNING
+            status.message = ""
+            step.condition(ConditionType.READY, True, Reason.PROBE_PASSED, result.message)
+        else:
+            status.phase = Phase.RUNNING if was_ready else Phase.STARTING
+            status.message = f"readiness probe failed: {result.message}"
+            step.condition(ConditionType.READY, False, Reason.PROBE_FAILED, status.message)
+            if was_ready:
+                step.events.append(Event("Warning", "Unhealthy", status.message))
+        return Outcome(status, requeue, tuple(step.events))
+
+    def _record_exit(self, step: _Step, observed: RunnerStatus, now: float) -> None:
+        """Count a container's death once (by container id) and remember how it died."""
+        status = step.status
+        last = status.last_failure
+        if (
+            last is not None
+            and last.container_id == observed.container_id
+            and observed.container_id
+        ):
+            return
+        status.restart_count += 1
+        status.consecutive_failures += 1
+        self.metrics.restarts.inc()
+        reason = Reason.OOM_KILLED if observed.oom_killed else Reason.CONTAINER_EXITED
+        how = "was OOM-killed" if observed.oom_killed else f"exited with code {observed.exit_code}"
+        message = f"container {observed.container_name} {how}"
+        if observed.message:
+            message += f": {observed.message}"
+        status.last_failure = Failure(
+            reason=reason,
+            message=message,
+            time=observed.finished_at or _timestamp(now),
+            exit_code=observed.exit_code,
+            oom_killed=observed.oom_killed,
+            container_id=observed.container_id,
+        )
+        step.events.append(Event("Warning", reason.value, message))
+
+    def _backoff_remaining(self, status: MLModelStatus, now: float) -> float:
+        if not status.consecutive_failures or status.last_failure is None:
+            return 0.0
+        since = now - _seconds(status.last_failure.time)
+        return max(0.0, self.backoff.delay(status.consecutive_failures) - since)
+
+    def _backing_off(
+        self, step: _Step, workload: Workload, observed: RunnerStatus, wait: float
+    ) -> Outcome:
+        status = step.status
+        failure = status.last_failure
+        why = failure.message if failure else "failed"
+        crash_loop = status.consecutive_failures >= 2
+        reason = (
+            Reason.CRASH_LOOP
+            if crash_loop
+            else (failure.reason if failure else Reason.START_FAILED)
+        )
+        message = f"{why}; restarting in {wait:.0f}s (failure {status.consecutive_failures})"
+        if observed.state == State.EXITED:
+            status.runner = _details(
+                status.runner.type if status.runner else workload.spec.runner, observed
+            )
+            step.condition(
+                ConditionType.CONTAINER_RUNNING,
+                False,
+                Reason.OOM_KILLED if observed.oom_killed else Reason.CONTAINER_EXITED,
+                why,
+            )
+        step.not_ready(Phase.FAILED, reason, message)
+        if crash_loop and not any(e.reason == "BackOff" for e in step.events):
+            step.events.append(Event("Warning", "BackOff", message))
+        return Outcome(status, max(wait, 0.05), tuple(step.events))
+
+    def _debug_condition(self, step: _Step, workload: Workload, applied: RunnerStatus) -> None:
+        if not workload.spec.debug:
+            step.status.conditions = [
+                c for c in step.status.conditions if c.type != ConditionType.DEBUG_PORTS
+            ]
+            return
+        if applied.debug_endpoints:
+            step.condition(
+                ConditionType.DEBUG_PORTS,
+                True,
+                Reason.DEBUG_PORTS_BOUND,
+                ", ".join(applied.debug_endpoints),
+            )
+        elif applied.debug_holder:
+            step.condition(
+                ConditionType.DEBUG_PORTS,
+                False,
+                Reason.DEBUG_PORTS_HELD,
+                f"debug ports are held by {applied.debug_holder}",
+            )
+        else:
+            step.condition(
+                ConditionType.DEBUG_PORTS,
+                False,
+                Reason.DEBUG_NOT_CONFIGURED,
+                applied.message or "RUNNERS_DOCKER_HOST_PORT_DEBUG is not set",
+            )
+
+    def _failed(
+        self, step: _Step, workload: Workload, error: errors.RunnerError, now: float
+    ) -> Outcome:
+        status = step.status
+        self.metrics.runner_errors.labels(error=type(error).__name__).inc()
+        if isinstance(error, errors.RunnerUnavailable):
+            # Not the model's fault: nothing known, nothing counted; look again soon.
+            status.phase = Phase.PENDING if status.phase != Phase.STOPPED else status.phase
+            status.message = f"runner unavailable: {error.message}"
+            status.endpoints = []
+            status.debug_endpoints = []
+            step.condition(ConditionType.READY, None, Reason.RUNNER_UNAVAILABLE, status.message)
+            step.condition(
+                ConditionType.CONTAINER_RUNNING, None, Reason.RUNNER_UNAVAILABLE, status.message
+            )
+            return Outcome(status, UNAVAILABLE_RETRY, tuple(step.events))
+        reason = _REASONS.get(type(error), Reason.START_FAILED)
+        if isinstance(error, (errors.ImageNotFound, errors.ImagePullFailed)):
+            step.condition(ConditionType.IMAGE_READY, False, reason, error.message)
+        step.condition(ConditionType.CONTAINER_RUNNING, False, reason, error.message)
+        repeated = (
+            status.last_failure is not None
+            and status.last_failure.reason == reason
+            and not (status.last_failure.container_id)
+        )
+        status.consecutive_failures += 1
+        status.last_failure = Failure(reason=reason, message=error.message, time=step.at)
+        step.not_ready(Phase.FAILED, reason, error.message)
+        if not repeated:
+            step.events.append(Event("Warning", reason.value, error.message))
+        if not error.retryable:
+            return Outcome(status, None, tuple(step.events))
+        wait = max(self.backoff.delay(status.consecutive_failures), self.backoff.base)
+        return Outcome(status, wait, tuple(step.events))
+
+    # --- deletion and garbage collection ---------------------------------------------
+
+    def delete(self, workload: Workload) -> Event | None:
+        """Remove the model's workload; a ``RunnerError`` is the caller's to bound and retry."""
+        removed = self._runner_for(workload.spec.runner).delete(workload)
+        self.metrics.set_phase(workload.owner.key, None)
+        if removed.action == Action.REMOVED:
+            return Event("Normal", "Removed", f"Removed container {removed.container_name}")
+        return None
+
+    def collect_garbage(self, runner: Runner, live_uids: Collection[str]) -> list[OwnedWorkload]:
+        """Remove workloads whose owner (by uid label) is not among ``live_uids``."""
+        orphans = [owned for owned in runner.list_owned() if owned.owner.uid not in live_uids]
+        for owned in orphans:
+            runner.remove_owned(owned)
+        return orphans
+
+
+# Phases in which a vanished container is drift (not the tail of a failure already counted).
+_UP = (Phase.RUNNING, Phase.STARTING)
+
+_REASONS: dict[type[errors.RunnerError], Reason] = {
+    errors.RunnerDisabled: Reason.RUNNER_DISABLED,
+    errors.RunnerNotImplemented: Reason.RUNNER_NOT_AVAILABLE,
+    errors.ImageNotFound: Reason.IMAGE_NOT_FOUND,
+    errors.ImagePullFailed: Reason.IMAGE_PULL_FAILED,
+    errors.ContainerConflict: Reason.CONFLICT,
+    errors.PortInUse: Reason.PORT_IN_USE,
+    errors.StartFailed: Reason.START_FAILED,
+}
+
+
+def _details(runner_type: str, observed: RunnerStatus) -> RunnerDetails:
+    return RunnerDetails(
+        type=runner_type,
+        container_id=observed.container_id,
+        container_name=observed.container_name,
+        image_id=observed.image_id,
+        host_ports=dict(observed.host_ports),
+        started_at=observed.started_at,
+        exit_code=observed.exit_code,
+        oom_killed=observed.oom_killed if observed.state == State.EXITED else None,
+        finished_at=observed.finished_at,
+    )

@@ -1,0 +1,133 @@
+"""An in-memory ``Runner`` for unit tests of the reconcile logic (never of Docker behaviour).
+
+It keeps containers in a dict and lets a test kill them, make the engine unavailable, make
+the next apply fail, or make the probe fail, and counts the writes the core asks for.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from dataclasses import dataclass, field
+
+from mlplatform import errors
+from mlplatform.runners.base import (
+    Action,
+    EventStream,
+    OwnedWorkload,
+    Owner,
+    ProbeResult,
+    RunnerStatus,
+    State,
+    Workload,
+)
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class _Container:
+    id: str
+    name: str
+    owner: Owner
+    model_id: str
+    spec_hash: str
+    state: State = State.RUNNING
+    exit_code: int | None = None
+    oom: bool = False
+    started_at: str = field(
+        default_factory=lambda: (
+            datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+        )
+    )
+
+
+class MemoryRunner:
+    type = "memory"
+
+    def __init__(self) -> None:
+        self.containers: dict[str, _Container] = {}
+        self.available = True
+        self.fail_apply: errors.RunnerError | None = None
+        self.probe_ok = True
+        self.exit_on_start: int | None = None
+        self.writes = 0
+
+    # --- test controls ---
+    def kill(self, name: str, exit_code: int = 1, *, oom: bool = False) -> None:
+        container = self.containers[name]
+        container.state, container.exit_code, container.oom = State.EXITED, exit_code, oom
+
+    def _check(self) -> None:
+        if not self.available:
+            raise errors.RunnerUnavailable("engine does not answer")
+
+    def _status(
+        self, c: _Container | None, name: str, action: Action = Action.NONE
+    ) -> RunnerStatus:
+        if c is None:
+            return RunnerStatus(state=State.MISSING, action=action, container_name=name)
+        return RunnerStatus(
+            state=c.state,
+            action=action,
+            container_id=c.id,
+            container_name=c.name,
+            endpoints=[f"http://{c.name}:8080"] if c.state == State.RUNNING else [],
+            exit_code=c.exit_code,
+            oom_killed=c.oom,
+            started_at=c.started_at,
+        )
+
+    # --- Runner ---
+    def apply(self, workload: Workload) -> RunnerStatus:
+        self._check()
+        name = workload.spec.container_name
+        if self.fail_apply is not None:
+            raise self.fail_apply
+        spec_hash = workload.spec.model_dump_json()
+        current = self.containers.get(name)
+        if current and current.owner.uid != workload.owner.uid:
+            raise errors.ContainerConflict(f"container {name} belongs to {current.owner.key}")
+        if current and current.spec_hash == spec_hash and current.state == State.RUNNING:
+            return self._status(current, name)
+        action = Action.REPLACED if current else Action.CREATED
+        self.writes += 1
+        created = _Container(f"c{next(_ids)}", name, workload.owner, workload.spec.id, spec_hash)
+        if self.exit_on_start is not None:
+            created.state, created.exit_code = State.EXITED, self.exit_on_start
+        self.containers[name] = created
+        return self._status(created, name, action)
+
+    def observe(self, workload: Workload) -> RunnerStatus:
+        self._check()
+        name = workload.spec.container_name
+        return self._status(self.containers.get(name), name)
+
+    def delete(self, workload: Workload) -> RunnerStatus:
+        self._check()
+        name = workload.spec.container_name
+        removed = self.containers.pop(name, None)
+        if removed:
+            self.writes += 1
+        return RunnerStatus(
+            state=State.REMOVED,
+            action=Action.REMOVED if removed else Action.NONE,
+            container_name=name,
+        )
+
+    def probe(self, workload: Workload, status: RunnerStatus) -> ProbeResult:
+        return ProbeResult(self.probe_ok, "200 OK" if self.probe_ok else "connection refused")
+
+    def list_owned(self) -> list[OwnedWorkload]:
+        self._check()
+        return [
+            OwnedWorkload(c.owner, c.model_id, c.id, c.name, c.spec_hash, c.state)
+            for c in self.containers.values()
+        ]
+
+    def remove_owned(self, owned: OwnedWorkload) -> None:
+        self._check()
+        self.containers.pop(owned.container_name, None)
+
+    def events(self) -> EventStream:
+        raise NotImplementedError("the in-memory runner has no event stream")
