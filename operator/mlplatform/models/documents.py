@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from mlplatform.models.resource import Problem, ValidMLModel, is_mlmodel, validate_object
+from mlplatform.models.spec import API_GROUP
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -127,7 +128,12 @@ def read_documents(path: Path) -> list[Document]:
     for index, obj in enumerate(docs, start=1):
         if not is_mlmodel(obj):
             kind = obj.get("kind") if isinstance(obj, dict) else None
-            if isinstance(obj, dict) and isinstance(kind, str):
+            in_our_group = isinstance(obj, dict) and str(obj.get("apiVersion", "")).startswith(
+                f"{API_GROUP}/"
+            )
+            # Another kind (a Service...) is not ours to judge; a typo in ours (`kind: Model`
+            # under mlplatform.dev) is, or a pipeline would pass what the cluster refuses.
+            if isinstance(obj, dict) and isinstance(kind, str) and not in_our_group:
                 result.append(Document(source, index, len(docs), kind=kind))
                 continue
         model, problems = validate_object(obj)
