@@ -131,7 +131,7 @@ class DockerEnv:
         found: dict[str, Container] = {}
         for label in (f"{LABEL_CONTROLLER}={self.controller}", f"{SESSION_LABEL}={self.token}"):
             for container in self.client.containers.list(all=True, filters={"label": label}):
-                found[container.id] = container
+                found[str(container.id)] = container
         return list(found.values())
 
     def cleanup(self) -> None:

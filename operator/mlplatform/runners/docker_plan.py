@@ -1,0 +1,171 @@
+"""What a model's Docker container looks like: names, labels, mounts, ports, limits, security.
+
+Pure translation from a ``Workload`` (plus settings and the debug-port decision) to the
+arguments of ``containers.create`` and the spec hash that says when a running container no
+longer matches. No engine calls happen here, so every rule reads in one place:
+
+- S7 mounts: ``/data`` → ``DATA_DIR`` read-only, ``/models`` → ``MLMODELS_DIR`` read-only,
+  any other volume → ``STORAGE_DIR/services-ml/<name>/<version>/<basename>`` read-write.
+- S8 debug ports: container port ``ports[i]`` → host port ``P + i`` on the debug host IP,
+  only when this model holds the claim (decided by the runner, passed in as ``debug_base``).
+- §2 names and labels: container ``<name>-<version>``; managed-by, model-id, owner, controller
+  and spec-hash labels.
+- §4 security defaults: never privileged, never the host network, ``no-new-privileges``, and
+  these capabilities dropped from Docker's default set because a model server has no use for
+  them: ``NET_RAW`` (raw sockets, packet spoofing), ``MKNOD`` (device nodes), ``SYS_CHROOT``,
+  ``AUDIT_WRITE``, ``SETFCAP`` and ``SETPCAP`` (granting file/process capabilities). Kept:
+  ``CHOWN``, ``DAC_OVERRIDE``, ``FOWNER``, ``FSETID``, ``SETUID``, ``SETGID``, ``KILL`` and
+  ``NET_BIND_SERVICE``, which ordinary images need to start as root, drop to a service user
+  and bind a port below 1024.
+- Resources: cpu → ``nano_cpus``; memory → ``mem_limit`` with swap equal to it (no swap, as
+  in Kubernetes), so exceeding the limit is an OOM kill rather than silent swapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlplatform.config import Settings
+from mlplatform.models import quantities
+from mlplatform.models.spec import container_name, split_id, volume_basename
+from mlplatform.runners import base
+
+STORAGE_SUBDIR = "services-ml"
+DATA_VOLUME = "/data"
+MODELS_VOLUME = "/models"
+# Docker-specific label: the debug ports this container publishes ("7000-7001"); its presence
+# is the S8 claim.
+LABEL_DEBUG_PORTS = "mlplatform.dev/debug-ports"
+SECURITY_OPT = ("no-new-privileges",)
+CAP_DROP = ("NET_RAW", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP", "SETPCAP")
+# Networks that would break endpoints or isolation (§4: no host network).
+FORBIDDEN_NETWORKS = frozenset({"host", "none", "bridge", "default"})
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One bind mount: host folder → container path."""
+
+    source: Path
+    target: str
+    read_only: bool
+
+    def bind(self) -> str:
+        return f"{self.source}:{self.target}:{'ro' if self.read_only else 'rw'}"
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """Everything the runner needs to create one model container, and its hash."""
+
+    name: str
+    image: str
+    labels: dict[str, str]
+    mounts: list[Mount]
+    debug_ports: dict[int, int]  # container port → host port; empty unless holding the claim
+    spec_hash: str
+    create_args: dict[str, Any] = field(repr=False)
+
+    def folders_to_create(self) -> list[Path]:
+        return [mount.source for mount in self.mounts]
+
+
+def storage_folder(settings: Settings, model_id: str) -> Path:
+    """``STORAGE_DIR/services-ml/<name>/<version>``: the model's only persistence (S5, S7)."""
+    name, version = split_id(model_id)
+    return settings.storage_dir / STORAGE_SUBDIR / name / version
+
+
+def mounts_for(workload: base.Workload, settings: Settings) -> list[Mount]:
+    """S7: where each of the spec's volumes comes from on the host."""
+    mounts = []
+    for path in workload.spec.container.volumes:
+        if path == DATA_VOLUME:
+            mounts.append(Mount(settings.data_dir, path, read_only=True))
+        elif path == MODELS_VOLUME:
+            mounts.append(Mount(settings.mlmodels_dir, path, read_only=True))
+        else:
+            folder = storage_folder(settings, workload.spec.id) / volume_basename(path)
+            mounts.append(Mount(folder, path, read_only=False))
+    return mounts
+
+
+def debug_port_map(workload: base.Workload, debug_base: int | None) -> dict[int, int]:
+    """S8: container ports take consecutive host ports from ``debug_base``."""
+    if debug_base is None:
+        return {}
+    return {port: debug_base + i for i, port in enumerate(workload.spec.container.ports)}
+
+
+def labels_for(workload: base.Workload, settings: Settings) -> dict[str, str]:
+    """The ownership labels (§2), without the spec hash."""
+    return {
+        base.LABEL_MANAGED_BY: base.MANAGED_BY,
+        base.LABEL_CONTROLLER: settings.controller,
+        base.LABEL_MODEL_ID: workload.spec.id,
+        base.LABEL_OWNER_NAMESPACE: workload.owner.namespace,
+        base.LABEL_OWNER_NAME: workload.owner.name,
+        base.LABEL_OWNER_UID: workload.owner.uid,
+    }
+
+
+def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None) -> ContainerPlan:
+    """The container for ``workload``; ``debug_base`` is set only for the S8 claim holder."""
+    spec = workload.spec
+    container = spec.container
+    mounts = mounts_for(workload, settings)
+    debug_ports = debug_port_map(workload, debug_base)
+    name = container_name(spec.id)
+    # The hash covers what shapes the container (not suspend, not the owner): a change
+    # replaces the container, anything else leaves it alone.
+    shape = {
+        "id": spec.id,
+        "container": container.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "mounts": [mount.bind() for mount in mounts],
+        "network": settings.runners_docker_network,
+        "debugPorts": {str(c): h for c, h in debug_ports.items()},
+        "debugHostIp": settings.runners_docker_debug_host_ip if debug_ports else None,
+    }
+    spec_hash = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
+    labels = {**labels_for(workload, settings), base.LABEL_SPEC_HASH: spec_hash}
+    if debug_ports:
+        first, last = min(debug_ports.values()), max(debug_ports.values())
+        labels[LABEL_DEBUG_PORTS] = f"{first}-{last}"
+    args: dict[str, Any] = {
+        "name": name,
+        "hostname": name,
+        "labels": labels,
+        "environment": {var.name: var.value for var in container.env},
+        "volumes": [mount.bind() for mount in mounts],
+        "network": settings.runners_docker_network,
+        "ports": {
+            f"{c}/tcp": (settings.runners_docker_debug_host_ip, h) for c, h in debug_ports.items()
+        },
+        "privileged": False,
+        "security_opt": list(SECURITY_OPT),
+        "cap_drop": list(CAP_DROP),
+    }
+    if container.command is not None:
+        args["entrypoint"] = list(container.command)
+    if container.args is not None:
+        args["command"] = list(container.args)
+    resources = container.resources
+    if resources is not None and resources.cpu is not None:
+        args["nano_cpus"] = quantities.parse_cpu(resources.cpu)
+    if resources is not None and resources.memory is not None:
+        memory = quantities.parse_memory(resources.memory)
+        args["mem_limit"] = memory
+        args["memswap_limit"] = memory
+    return ContainerPlan(
+        name=name,
+        image=container.image,
+        labels=labels,
+        mounts=mounts,
+        debug_ports=debug_ports,
+        spec_hash=spec_hash,
+        create_args=args,
+    )

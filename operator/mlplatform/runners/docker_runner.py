@@ -1,0 +1,472 @@
+"""The Docker runner: one container per MLModel, on one engine, found again by its labels.
+
+The rules of the original service, one place each:
+
+- S4 image policy ........ ``_ensure_image``: present → used; absent → pulled per
+  ``imagePullPolicy`` (``Always`` pulls whenever a container is created, ``Never`` fails);
+  a missing or unpullable image raises ``ImageNotFound`` / ``ImagePullFailed`` naming it.
+- S5 removal on stop ..... ``apply`` / ``delete`` (see "Stopped containers" below).
+- S7 volumes ............. ``docker_plan.mounts_for``.
+- S8 debug ports ......... ``_debug_claim`` (who holds them) and ``docker_plan.debug_port_map``.
+- S10 enabled switch ..... ``_require_enabled``: ``RunnerDisabled`` from every call.
+- §2 names and labels .... ``docker_plan.plan``; ownership is read from labels only
+  (``_ours``): a same-named container that is not ours raises ``ContainerConflict`` and is
+  never touched.
+- §4 security defaults ... ``docker_plan`` (no privileged, no host network,
+  ``no-new-privileges``, capabilities dropped, read-only ``/data`` and ``/models``).
+- Engine errors .......... ``docker_engine.Engine.guard``, the one translation point.
+
+Stopped containers (S5). Containers are not created with Docker's AutoRemove: an
+auto-removed container takes its exit code and OOM flag with it, and a model that crashed
+must say why ("exit code 3", "OOM-killed"). Instead a stopped container stays, stopped and
+never restarted, only as the record of how it ended — ``observe`` reports it as ``exited``
+with its code — until the next ``apply`` removes it and creates a fresh one, or ``delete``
+removes it. Nothing in a stopped container is ever used again, so the storage folder stays
+the only persistence; and no state lives in this process, so a restarted operator reads the
+same story from the engine.
+
+Idempotence. ``apply`` reads the container and compares its spec-hash label with the hash of
+what the workload asks for (``docker_plan``); when they match and it runs, nothing is written.
+A different hash replaces the container (remove, create); the storage folder is kept.
+
+Debug ports (S8). With ``RUNNERS_DOCKER_HOST_PORT_DEBUG=P``, the claim belongs to the
+container labelled ``mlplatform.dev/debug-ports`` (this controller's); if none is, the first
+model with ``debug: true`` to be applied takes it. The holder keeps it until its container is
+removed. The others run unpublished and their status names the holder; because the decision
+is part of the spec hash, the next ``apply`` after the holder goes publishes their ports.
+
+Thread safety: one runner may be used from several threads; the debug claim is decided and
+taken under a lock. The probe talks to the container's IP on the models' network, so the
+operator must run where that network is routable (the engine's host, or a container on it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import threading
+from typing import Any
+
+import docker
+import docker.errors
+import docker.utils
+from docker.models.containers import Container
+
+from mlplatform import errors
+from mlplatform.config import Settings
+from mlplatform.models.spec import PullPolicy, container_name
+from mlplatform.runners import base, docker_plan
+from mlplatform.runners.docker_engine import Engine
+from mlplatform.runners.docker_events import DockerEventStream
+
+# Seconds a model server gets to stop on SIGTERM before it is killed (Docker's default).
+STOP_GRACE_SECONDS = 10
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+_RUNNING = ("running", "paused")
+_STARTING = ("created", "restarting")
+
+
+class DockerRunner:
+    """Runs workloads as Docker containers; one per settings object, for the process's life."""
+
+    type = "docker"
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.runners_docker_network in docker_plan.FORBIDDEN_NETWORKS:
+            raise errors.ConfigurationError(
+                f'RUNNERS_DOCKER_NETWORK must name a user-defined network, not "'
+                f'{settings.runners_docker_network}" (endpoints resolve by container name)'
+            )
+        self._settings = settings
+        self._engine = Engine(settings)
+        self._debug_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Drop the engine connection (a later call connects again)."""
+        self._engine.close()
+
+    # --- the Runner interface ----------------------------------------------------------
+
+    def apply(self, workload: base.Workload) -> base.RunnerStatus:
+        """Converge: create, replace (changed spec, stopped container) or leave alone."""
+        self._require_enabled()
+        if workload.spec.suspend:
+            return self.delete(workload)
+        claiming = workload.spec.debug and self._settings.runners_docker_host_port_debug
+        with self._debug_lock if claiming else contextlib.nullcontext():
+            return self._apply(workload)
+
+    def observe(self, workload: base.Workload) -> base.RunnerStatus:
+        """Report running / starting / exited (code, OOM) / missing; writes nothing."""
+        self._require_enabled()
+        client = self._engine.client()
+        container = self._find(client, workload)
+        if container is None:
+            _, holder = self._debug_claim(client, workload)
+            return self._missing(workload, holder)
+        _, holder = self._debug_claim(client, workload)
+        return self._status(container, workload, action=base.Action.NONE, holder=holder)
+
+    def delete(self, workload: base.Workload) -> base.RunnerStatus:
+        """Remove the workload's container (storage kept); missing is fine."""
+        self._require_enabled()
+        client = self._engine.client()
+        container = self._find(client, workload)
+        name = container_name(workload.spec.id)
+        if container is None:
+            return base.RunnerStatus(state=base.State.REMOVED, container_name=name)
+        self._remove(container)
+        return base.RunnerStatus(
+            state=base.State.REMOVED,
+            action=base.Action.REMOVED,
+            container_id=container.id,
+            container_name=name,
+            message="container removed; storage kept",
+        )
+
+    def probe(self, workload: base.Workload, status: base.RunnerStatus) -> base.ProbeResult:
+        """One HTTP GET of the readiness probe against the container's IP on the network."""
+        self._require_enabled()
+        probe = workload.spec.container.readiness_probe
+        if probe is None:
+            return base.ProbeResult(ok=True, message="no readiness probe")
+        container = self._find(self._engine.client(), workload)
+        if container is None or container.attrs["State"]["Status"] != "running":
+            return base.ProbeResult(ok=False, message="the container is not running")
+        networks = container.attrs["NetworkSettings"]["Networks"] or {}
+        address = (networks.get(self._settings.runners_docker_network) or {}).get("IPAddress")
+        if not address:
+            return base.ProbeResult(ok=False, message="the container has no address yet")
+        get = probe.http_get
+        url = f"http://{address}:{get.port}{get.path}"
+        connection = http.client.HTTPConnection(address, get.port, timeout=probe.timeout_seconds)
+        try:
+            connection.request("GET", get.path, headers={"User-Agent": "mlplatform-probe"})
+            code = connection.getresponse().status
+        except (OSError, http.client.HTTPException) as error:
+            return base.ProbeResult(ok=False, message=f"GET {url} failed: {error or 'timeout'}")
+        finally:
+            connection.close()
+        if 200 <= code < 400:
+            return base.ProbeResult(ok=True, message=f"GET {url} answered {code}")
+        return base.ProbeResult(ok=False, message=f"GET {url} answered {code}")
+
+    def list_owned(self) -> list[base.OwnedWorkload]:
+        """Every container labelled managed-by mlplatform and this controller."""
+        self._require_enabled()
+        client = self._engine.client()
+        with self._engine.guard("list containers"):
+            found = client.containers.list(all=True, sparse=True, filters=self._owned_filter())
+        owned = []
+        for container in found:
+            labels: dict[str, str] = container.attrs.get("Labels") or {}
+            model_id = labels.get(base.LABEL_MODEL_ID)
+            if model_id is None:
+                continue
+            owned.append(
+                base.OwnedWorkload(
+                    owner=_owner(labels),
+                    model_id=model_id,
+                    container_id=str(container.id),
+                    container_name=str(container.attrs["Names"][0]).lstrip("/"),
+                    spec_hash=labels.get(base.LABEL_SPEC_HASH, ""),
+                    state=_state(str(container.attrs.get("State", "")), error=""),
+                )
+            )
+        return owned
+
+    def remove_owned(self, owned: base.OwnedWorkload) -> None:
+        """Remove one container found by ``list_owned``, after checking its labels again."""
+        self._require_enabled()
+        client = self._engine.client()
+        try:
+            with self._engine.guard("inspect container"):
+                container = client.containers.get(owned.container_id)
+        except errors.RunnerError as error:
+            if isinstance(error.__cause__, docker.errors.NotFound):
+                return
+            raise
+        labels = container.labels
+        if labels.get(base.LABEL_MANAGED_BY) != base.MANAGED_BY or (
+            labels.get(base.LABEL_CONTROLLER) != self._settings.controller
+        ):
+            raise errors.ContainerConflict(
+                f"container {owned.container_name} is not managed by this controller"
+            )
+        self._remove(container)
+
+    def events(self) -> DockerEventStream:
+        """A stream of engine events about this controller's containers (no reconnects)."""
+        self._require_enabled()
+        return DockerEventStream(self._engine, self._settings.controller)
+
+    # --- apply, step by step -----------------------------------------------------------
+
+    def _apply(self, workload: base.Workload) -> base.RunnerStatus:
+        client = self._engine.client()
+        self._ensure_network(client)
+        existing = self._find(client, workload)
+        debug_base, holder = self._debug_claim(client, workload)
+        plan = docker_plan.plan(workload, self._settings, debug_base=debug_base)
+        action = base.Action.CREATED
+        message = ""
+        if existing is not None:
+            state = existing.attrs["State"]
+            if existing.labels.get(base.LABEL_SPEC_HASH) == plan.spec_hash and _same_owner(
+                existing.labels, workload.owner
+            ):
+                if state["Status"] in (*_RUNNING, "restarting"):
+                    return self._status(existing, workload, action=base.Action.NONE, holder=holder)
+                if state["Status"] == "created" and not state.get("Error"):
+                    return self._start(
+                        existing, workload, action=base.Action.CREATED, holder=holder
+                    )
+                message = f"replaced the stopped container ({_ending(state)})"
+            else:
+                message = "replaced the container: its spec changed"
+            self._remove(existing)
+            action = base.Action.REPLACED
+        pulled = self._ensure_image(client, plan.image, workload.spec.container.image_pull_policy)
+        for folder in plan.folders_to_create():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise errors.StartFailed(f"cannot create the folder {folder}: {error}") from error
+        with self._engine.guard(f"create container {plan.name}", image=plan.image):
+            container = client.containers.create(plan.image, **plan.create_args)
+        return self._start(
+            container, workload, action=action, holder=holder, pulled=pulled, message=message
+        )
+
+    def _start(
+        self,
+        container: Container,
+        workload: base.Workload,
+        *,
+        action: base.Action,
+        holder: str | None,
+        pulled: bool = False,
+        message: str = "",
+    ) -> base.RunnerStatus:
+        try:
+            with self._engine.guard(f"start container {container.name}"):
+                container.start()
+        except errors.PortInUse:
+            self._remove(container)
+            raise
+        except errors.StartFailed as error:
+            # A bad command fails here; the container keeps the exit code (S5 record).
+            message = error.message
+        with self._engine.guard(f"inspect container {container.name}"):
+            container.reload()
+        return self._status(
+            container, workload, action=action, holder=holder, pulled=pulled, message=message
+        )
+
+    def _ensure_network(self, client: docker.DockerClient) -> None:
+        name = self._settings.runners_docker_network
+        with self._engine.guard(f"inspect network {name}"):
+            if any(n.name == name for n in client.networks.list(names=[name])):
+                return
+        labels = {base.LABEL_MANAGED_BY: base.MANAGED_BY}
+        try:
+            with self._engine.guard(f"create network {name}"):
+                client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+        except errors.RunnerError as error:
+            # Another process created it in between: fine. Anything else is an error.
+            if not isinstance(error.__cause__, docker.errors.APIError) or (
+                error.__cause__.status_code != 409
+            ):
+                raise
+
+    def _ensure_image(self, client: docker.DockerClient, image: str, policy: PullPolicy) -> bool:
+        """S4: the image is present afterwards, or a typed error names it. True if pulled."""
+        if policy != "Always":
+            try:
+                with self._engine.guard("inspect image", image=image):
+                    client.images.get(image)
+                return False
+            except errors.ImageNotFound as error:
+                if policy == "Never":
+                    raise errors.ImageNotFound(
+                        f'image "{image}" is not present on the Docker engine and '
+                        "imagePullPolicy is Never"
+                    ) from error
+        repository, tag = docker.utils.parse_repository_tag(image)
+        with self._engine.guard("pull image", image=image):
+            for line in client.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
+                if isinstance(line, dict) and line.get("error"):
+                    raise docker.errors.APIError(str(line["error"]), explanation=line["error"])
+        return True
+
+    def _debug_claim(
+        self, client: docker.DockerClient, workload: base.Workload
+    ) -> tuple[int | None, str | None]:
+        """S8: (first host port if this model holds the debug claim, the holder's model id)."""
+        first = self._settings.runners_docker_host_port_debug
+        if not workload.spec.debug or first is None:
+            return None, None
+        label_filter = [*self._owned_labels(), docker_plan.LABEL_DEBUG_PORTS]
+        with self._engine.guard("list containers"):
+            holders = client.containers.list(all=True, sparse=True, filters={"label": label_filter})
+        for holder in holders:
+            model_id = (holder.attrs.get("Labels") or {}).get(base.LABEL_MODEL_ID)
+            if model_id and model_id != workload.spec.id:
+                return None, model_id
+        return first, workload.spec.id
+
+    # --- reading and removing containers -----------------------------------------------
+
+    def _find(self, client: docker.DockerClient, workload: base.Workload) -> Container | None:
+        """The workload's container, or None; raises ``ContainerConflict`` if it is not ours."""
+        name = container_name(workload.spec.id)
+        try:
+            with self._engine.guard(f"inspect container {name}"):
+                container = client.containers.get(name)
+        except errors.RunnerError as error:
+            if isinstance(error.__cause__, docker.errors.NotFound):
+                return None
+            raise
+        if container.name != name:  # the engine also matches id prefixes
+            return None
+        labels = container.labels
+        problem = self._not_ours(labels, workload)
+        if problem:
+            raise errors.ContainerConflict(
+                f"a container named {name} exists and {problem}; it is left untouched"
+            )
+        return container
+
+    def _not_ours(self, labels: dict[str, str], workload: base.Workload) -> str:
+        if labels.get(base.LABEL_MANAGED_BY) != base.MANAGED_BY:
+            return "is not managed by mlplatform"
+        controller = labels.get(base.LABEL_CONTROLLER)
+        if controller != self._settings.controller:
+            return f'belongs to the controller "{controller}"'
+        if labels.get(base.LABEL_MODEL_ID) != workload.spec.id:
+            return f'runs the model "{labels.get(base.LABEL_MODEL_ID)}"'
+        key = (labels.get(base.LABEL_OWNER_NAMESPACE), labels.get(base.LABEL_OWNER_NAME))
+        if key != (workload.owner.namespace, workload.owner.name):
+            return f"belongs to {key[0]}/{key[1]}"
+        return ""
+
+    def _remove(self, container: Container) -> None:
+        """Stop gracefully, then remove (volumes are bind mounts: the storage stays)."""
+        try:
+            with self._engine.guard(f"remove container {container.name}"):
+                if container.attrs["State"]["Status"] in (*_RUNNING, "restarting"):
+                    container.stop(timeout=STOP_GRACE_SECONDS)
+                container.remove(force=True)
+        except errors.RunnerError as error:
+            cause = error.__cause__
+            # Already gone, or already being removed: the outcome asked for.
+            if isinstance(cause, docker.errors.NotFound) or (
+                isinstance(cause, docker.errors.APIError) and cause.status_code == 409
+            ):
+                return
+            raise
+
+    def _owned_filter(self) -> dict[str, str | list[str] | bool]:
+        return {"label": self._owned_labels()}
+
+    def _owned_labels(self) -> list[str]:
+        return [
+            f"{base.LABEL_MANAGED_BY}={base.MANAGED_BY}",
+            f"{base.LABEL_CONTROLLER}={self._settings.controller}",
+        ]
+
+    def _require_enabled(self) -> None:
+        if not self._settings.runners_docker_enabled:
+            raise errors.RunnerDisabled(
+                "the Docker runner is disabled: set RUNNERS_DOCKER_ENABLED=true to enable it"
+            )
+
+    # --- status ------------------------------------------------------------------------
+
+    def _missing(self, workload: base.Workload, holder: str | None) -> base.RunnerStatus:
+        return base.RunnerStatus(
+            state=base.State.MISSING,
+            container_name=container_name(workload.spec.id),
+            message="no container",
+            debug_requested=workload.spec.debug,
+            debug_holder=holder,
+        )
+
+    def _status(
+        self,
+        container: Container,
+        workload: base.Workload,
+        *,
+        action: base.Action,
+        holder: str | None,
+        pulled: bool = False,
+        message: str = "",
+    ) -> base.RunnerStatus:
+        attrs: dict[str, Any] = container.attrs
+        state_attrs: dict[str, Any] = attrs["State"]
+        error = str(state_attrs.get("Error") or "")
+        state = _state(str(state_attrs["Status"]), error=error)
+        exited = state is base.State.EXITED
+        bindings: dict[str, Any] = attrs["HostConfig"].get("PortBindings") or {}
+        host_ports: dict[str, int] = {}
+        debug_endpoints: list[str] = []
+        for key, binds in sorted(bindings.items(), key=lambda kv: int(kv[0].split("/")[0])):
+            for bind in binds or []:
+                host_ip, host_port = bind.get("HostIp") or "0.0.0.0", int(bind["HostPort"])
+                host_ports[key.split("/")[0]] = host_port
+                debug_endpoints.append(f"http://{host_ip}:{host_port}")
+        name = container_name(workload.spec.id)
+        notes = [message] if message else []
+        if exited:
+            notes.append(_ending(state_attrs))
+        if workload.spec.debug and holder and holder != workload.spec.id:
+            notes.append(f"debug ports are held by {holder}")
+        started = state_attrs.get("StartedAt")
+        finished = state_attrs.get("FinishedAt")
+        return base.RunnerStatus(
+            state=state,
+            action=action,
+            container_id=container.id,
+            container_name=name,
+            image_id=attrs.get("Image"),
+            endpoints=[f"http://{name}:{port}" for port in workload.spec.container.ports],
+            debug_endpoints=debug_endpoints,
+            host_ports=host_ports,
+            exit_code=int(state_attrs["ExitCode"]) if exited else None,
+            oom_killed=bool(state_attrs.get("OOMKilled")),
+            started_at=started if started and started != _ZERO_TIME else None,
+            finished_at=finished if exited and finished and finished != _ZERO_TIME else None,
+            message="; ".join(notes),
+            debug_requested=workload.spec.debug,
+            debug_holder=holder,
+            image_pulled=pulled,
+        )
+
+
+def _state(status: str, *, error: str) -> base.State:
+    if status in _RUNNING:
+        return base.State.RUNNING
+    if status in _STARTING and not error:
+        return base.State.STARTING
+    return base.State.EXITED
+
+
+def _ending(state: dict[str, Any]) -> str:
+    text = f"exited with code {state.get('ExitCode')}"
+    if state.get("OOMKilled"):
+        text += " (OOM-killed)"
+    if state.get("Error"):
+        text += f": {state['Error']}"
+    return text
+
+
+def _owner(labels: dict[str, str]) -> base.Owner:
+    return base.Owner(
+        namespace=labels.get(base.LABEL_OWNER_NAMESPACE, ""),
+        name=labels.get(base.LABEL_OWNER_NAME, ""),
+        uid=labels.get(base.LABEL_OWNER_UID, ""),
+    )
+
+
+def _same_owner(labels: dict[str, str], owner: base.Owner) -> bool:
+    return labels.get(base.LABEL_OWNER_UID) == owner.uid
