@@ -9,6 +9,8 @@ nothing else is ever touched. ``DockerEnv`` hands out:
   under ``root``; the Docker runner is enabled;
 - ``model_id("name")``: a unique ``spec.id`` (``mlpt-name-<token>:1``) → container
   ``mlpt-name-<token>-1``;
+- ``workload("name", image, ports=[8080], volumes=[...], ...)``: a validated ``Workload``
+  (container fields in wire form, camelCase);
 - ``run_helper(image, ...)``: a container that is not a model (a client, a foreign
   container), labelled for cleanup;
 - ``cleanup()``: removes this session's containers (by controller or session label) and
@@ -24,18 +26,22 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
 from mlplatform.config import Settings
-from mlplatform.runners.base import LABEL_CONTROLLER
+from mlplatform.models.spec import MLModelSpec
+from mlplatform.runners.base import LABEL_CONTROLLER, Owner, Workload
 
 SESSION_LABEL = "dev.mlplatform.test.session"
+T = TypeVar("T")
 
 
 def docker_client() -> docker.DockerClient:
@@ -96,6 +102,29 @@ class DockerEnv:
         """A ``spec.id`` unique to this session: ``mlpt-<name>-<token>:<version>``."""
         return f"mlpt-{name}-{self.token}:{version}"
 
+    def workload(
+        self,
+        name: str,
+        image: str,
+        *,
+        ports: list[int] | None = None,
+        debug: bool = False,
+        suspend: bool = False,
+        uid: str | None = None,
+        **container: Any,
+    ) -> Workload:
+        """A validated workload for ``model_id(name)``, owned by ``test/<name>``."""
+        spec = MLModelSpec.model_validate(
+            {
+                "id": self.model_id(name),
+                "debug": debug,
+                "suspend": suspend,
+                "container": {"image": image, "ports": ports or [8080], **container},
+            }
+        )
+        owner = Owner(namespace="test", name=name, uid=uid or f"uid-{name}-{self.token}")
+        return Workload(owner=owner, spec=spec)
+
     def helper_name(self, name: str) -> str:
         return f"mlpt-{name}-{self.token}-{secrets.token_hex(2)}"
 
@@ -144,3 +173,17 @@ class DockerEnv:
                 with contextlib.suppress(docker.errors.NotFound):
                     network.remove()
         self.client.close()
+
+
+def wait_until(
+    condition: Callable[[], T | None], *, timeout: float = 15.0, interval: float = 0.1
+) -> T:
+    """Poll ``condition`` until it returns something truthy; that value, or TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s (last: {value!r})")
+        time.sleep(interval)
