@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mlplatform.runners.docker_runner import DockerRunner
 from tests.support.docker_env import DockerEnv
 from tests.support.images import TestImages, ensure_test_images
 
@@ -24,3 +25,13 @@ def docker_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEnv]:
         yield env
     finally:
         env.cleanup()
+
+
+@pytest.fixture
+def docker_runner(docker_env: DockerEnv, test_images: TestImages) -> Iterator[DockerRunner]:
+    """A Docker runner confined to this test's network, controller and folders."""
+    runner = DockerRunner(docker_env.settings())
+    try:
+        yield runner
+    finally:
+        runner.close()

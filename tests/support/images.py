@@ -65,6 +65,8 @@ while :; do x="$x$x"; done
 class TestImages:
     """The names of the three test images, all present in the engine."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     http: str = HTTP_IMAGE
     exit: str = EXIT_IMAGE
     oom: str = OOM_IMAGE
