@@ -181,11 +181,15 @@ def _problems(error: ValidationError, prefix: str) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for detail in error.errors(include_url=False):
+        raw = list(detail["loc"])
+        # An unknown field's own name is the user's key, never a union tag: keep it as is
+        # (a key named "str" or "a[0]" must still be named, and named right).
+        tail = [raw.pop()] if detail["type"] == "extra_forbidden" and raw else []
         loc = [
             part
-            for part in detail["loc"]
+            for part in raw
             if not (isinstance(part, str) and (part in _UNION_TAGS or "[" in part))
-        ]
+        ] + tail
         path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
         message = _message(detail, loc)
         if (path, message) not in seen:
