@@ -6,7 +6,8 @@ Each image is a ~2 MB root filesystem made of the host's static ``/bin/busybox``
 is reused, so many test sessions (and engineers) can call ``ensure_test_images()`` at once.
 
     HTTP_IMAGE  serves on every port given as an argument (default 8080); GET /health → "ok".
-                Has sh and wget, so it doubles as a client: ``wget -qO- http://name:port/health``.
+                Has sh and wget, so it doubles as a client: ``wget -qO- http://name:port/health``
+                (not ``wget -T``: this static busybox segfaults with it).
     EXIT_IMAGE  exits at once with ``$EXIT_CODE`` (or its first argument; default 0).
     OOM_IMAGE   doubles a string until the memory limit kills it (give it e.g. 16Mi).
 

@@ -1,0 +1,113 @@
+"""S8: debug ports published on the host for one model at a time (real engine)."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from mlplatform.runners.base import Action
+from mlplatform.runners.docker_runner import DockerRunner
+from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.images import TestImages
+
+
+def _free_port_pair() -> int:
+    """A port P with P and P+1 free on this host (no promise beyond this instant)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("0.0.0.0", port + 1))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def first(docker_env: DockerEnv) -> int:
+    """RUNNERS_DOCKER_HOST_PORT_DEBUG for this test: the first of two free host ports."""
+    return _free_port_pair()
+
+
+@pytest.fixture
+def debug_runner(
+    docker_env: DockerEnv, test_images: TestImages, first: int
+) -> Iterator[DockerRunner]:
+    runner = DockerRunner(docker_env.settings(runners_docker_host_port_debug=first))
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+def test_debug_ports_answer_on_localhost_only_for_the_claimer_and_others_name_the_holder(
+    docker_env: DockerEnv, debug_runner: DockerRunner, test_images: TestImages, first: int
+) -> None:
+    claimer = docker_env.workload(
+        "dbg-a", test_images.http, ports=[8080, 8081], args=["8080", "8081"], debug=True
+    )
+    other = docker_env.workload("dbg-b", test_images.http, debug=True)
+
+    held = debug_runner.apply(claimer)
+    assert held.debug_endpoints == [f"http://127.0.0.1:{first}", f"http://127.0.0.1:{first + 1}"]
+    assert held.host_ports == {"8080": first, "8081": first + 1}
+    assert held.debug_holder == claimer.spec.id
+    for endpoint in held.debug_endpoints:
+        assert wait_until(lambda e=endpoint: _get(f"{e}/health")) == "ok\n"
+    gateway = _gateway(docker_env)
+    assert _get(f"http://{gateway}:{first}/health") is None  # bound to 127.0.0.1 only
+
+    refused = debug_runner.apply(other)
+    assert refused.debug_endpoints == []
+    assert refused.host_ports == {}
+    assert refused.debug_holder == claimer.spec.id
+    assert f"debug ports are held by {claimer.spec.id}" in refused.message
+    inspected = docker_env.client.containers.get(str(refused.container_id)).attrs
+    assert not inspected["HostConfig"]["PortBindings"]
+
+    assert debug_runner.apply(claimer).action is Action.NONE  # the holder keeps its claim
+
+
+def test_the_debug_claim_passes_on_when_the_holder_is_removed(
+    docker_env: DockerEnv, debug_runner: DockerRunner, test_images: TestImages, first: int
+) -> None:
+    claimer = docker_env.workload("dbg-c", test_images.http, debug=True)
+    waiting = docker_env.workload("dbg-d", test_images.http, debug=True)
+    debug_runner.apply(claimer)
+    assert debug_runner.apply(waiting).debug_holder == claimer.spec.id
+
+    debug_runner.delete(claimer)
+    taken = debug_runner.apply(waiting)
+    assert taken.action is Action.REPLACED
+    assert taken.debug_holder == waiting.spec.id
+    assert taken.debug_endpoints == [f"http://127.0.0.1:{first}"]
+    assert wait_until(lambda: _get(f"http://127.0.0.1:{first}/health")) == "ok\n"
+
+
+def test_a_model_without_debug_publishes_nothing(
+    docker_env: DockerEnv, debug_runner: DockerRunner, test_images: TestImages
+) -> None:
+    status = debug_runner.apply(docker_env.workload("dbg-e", test_images.http))
+    assert (status.debug_endpoints, status.host_ports, status.debug_holder) == ([], {}, None)
+
+
+def _gateway(env: DockerEnv) -> str:
+    """The host's address on the models' network: not loopback, reachable from the host."""
+    network = env.client.networks.get(env.network)
+    return str(network.attrs["IPAM"]["Config"][0]["Gateway"])

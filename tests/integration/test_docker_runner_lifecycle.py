@@ -1,0 +1,174 @@
+"""Idempotence, replacement, ownership and how containers end (real engine)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mlplatform import errors
+from mlplatform.models.spec import container_name
+from mlplatform.runners.base import Action, State
+from mlplatform.runners.docker_runner import DockerRunner
+from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.images import TestImages
+
+
+def test_reapplying_an_unchanged_model_keeps_the_container_and_writes_nothing(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    workload = docker_env.workload("same", test_images.http, volumes=["/storage"])
+    first = docker_runner.apply(workload)
+    assert first.action is Action.CREATED
+    before = _engine_containers(docker_env)
+    since = f"{time.time():.9f}"  # the engine takes sub-second timestamps as strings
+
+    again = [docker_runner.apply(workload) for _ in range(3)]
+
+    until = f"{time.time():.9f}"
+    assert {s.container_id for s in again} == {first.container_id}
+    assert {s.action for s in again} == {Action.NONE}
+    assert _engine_containers(docker_env) == before
+    events = docker_env.client.api.events(
+        since=since, until=until, decode=True, filters={"container": str(first.container_id)}
+    )
+    assert [e["Action"] for e in events] == []  # no create, start, stop, destroy, rename...
+
+
+def _engine_containers(env: DockerEnv) -> list[tuple[str, str, str]]:
+    return sorted(
+        (str(c.id), c.status, c.attrs["State"]["StartedAt"])
+        for c in env.client.containers.list(all=True)
+    )
+
+
+def test_a_changed_spec_replaces_the_container(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    first = docker_runner.apply(docker_env.workload("chg", test_images.http))
+    changed = docker_env.workload("chg", test_images.http, env=[{"name": "A", "value": "1"}])
+    second = docker_runner.apply(changed)
+    assert second.action is Action.REPLACED
+    assert second.container_id != first.container_id
+    names = [c.name for c in docker_env.client.containers.list(all=True)]
+    assert names.count(container_name(changed.spec.id)) == 1
+    assert "spec changed" in second.message
+
+
+def test_a_foreign_container_with_the_model_name_is_a_conflict_and_left_untouched(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    workload = docker_env.workload("clash", test_images.http)
+    foreign = docker_env.run_helper(test_images.http, name=container_name(workload.spec.id))
+    before = docker_env.client.containers.get(str(foreign.id)).attrs
+
+    for call in (docker_runner.apply, docker_runner.observe, docker_runner.delete):
+        with pytest.raises(errors.ContainerConflict) as raised:
+            call(workload)
+        assert "not managed by mlplatform" in raised.value.message
+
+    after = docker_env.client.containers.get(str(foreign.id)).attrs
+    assert after["State"] == before["State"]
+    assert after["Config"]["Labels"] == before["Config"]["Labels"]
+
+
+def test_a_container_of_another_controller_is_a_conflict(
+    docker_env: DockerEnv, test_images: TestImages
+) -> None:
+    workload = docker_env.workload("ctl", test_images.http)
+    ours = DockerRunner(docker_env.settings())
+    theirs = DockerRunner(docker_env.settings(controller=f"{docker_env.controller}-other"))
+    try:
+        ours.apply(workload)
+        with pytest.raises(errors.ContainerConflict, match=docker_env.controller):
+            theirs.apply(workload)
+        assert ours.observe(workload).state in (State.RUNNING, State.STARTING)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_the_exit_code_is_observed_and_the_next_apply_replaces_the_stopped_container(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    workload = docker_env.workload(
+        "exit", test_images.exit, env=[{"name": "EXIT_CODE", "value": "3"}]
+    )
+    started = docker_runner.apply(workload)
+    ended = wait_until(lambda: (s := docker_runner.observe(workload)).exit_code is not None and s)
+    assert (ended.state, ended.exit_code, ended.oom_killed) == (State.EXITED, 3, False)
+    assert ended.container_id == started.container_id
+    assert ended.finished_at is not None
+    assert "exited with code 3" in ended.message
+
+    again = docker_runner.apply(workload)
+    assert again.action is Action.REPLACED
+    assert "exited with code 3" in again.message
+    ids = {c.id for c in docker_env.session_containers()}
+    assert started.container_id not in ids
+
+
+def test_an_oom_kill_is_observed(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    workload = docker_env.workload("oom", test_images.oom, resources={"memory": "16Mi"})
+    docker_runner.apply(workload)
+    ended = wait_until(lambda: (s := docker_runner.observe(workload)).exit_code is not None and s)
+    assert ended.state is State.EXITED
+    assert ended.oom_killed
+    assert ended.exit_code == 137
+    assert "OOM-killed" in ended.message
+
+
+def test_a_command_that_cannot_start_is_reported_as_exited_with_its_code(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    workload = docker_env.workload("badcmd", test_images.http, command=["/no/such/server"])
+    status = docker_runner.apply(workload)
+    assert status.state is State.EXITED
+    assert status.exit_code == 127
+    assert "/no/such/server" in status.message
+    assert docker_runner.observe(workload).exit_code == 127
+
+
+def test_deleting_a_missing_model_is_fine(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    status = docker_runner.delete(docker_env.workload("gone", test_images.http))
+    assert (status.state, status.action) == (State.REMOVED, Action.NONE)
+    assert docker_runner.observe(docker_env.workload("gone", test_images.http)).state is (
+        State.MISSING
+    )
+
+
+def test_a_suspended_model_has_its_container_removed(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    docker_runner.apply(docker_env.workload("susp", test_images.http))
+    status = docker_runner.apply(docker_env.workload("susp", test_images.http, suspend=True))
+    assert (status.state, status.action) == (State.REMOVED, Action.REMOVED)
+    assert docker_runner.observe(docker_env.workload("susp", test_images.http)).state is (
+        State.MISSING
+    )
+
+
+def test_owned_containers_are_listed_and_removed_by_labels_of_this_controller_only(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    workload = docker_env.workload("own", test_images.http)
+    status = docker_runner.apply(workload)
+    stranger = docker_env.run_helper(
+        test_images.http,
+        labels={
+            "mlplatform.dev/managed-by": "mlplatform",
+            "mlplatform.dev/controller": f"{docker_env.controller}-other",
+            "mlplatform.dev/model-id": docker_env.model_id("stranger"),
+        },
+    )
+    (owned,) = docker_runner.list_owned()
+    assert (owned.model_id, owned.container_id) == (workload.spec.id, status.container_id)
+    assert owned.owner == workload.owner
+
+    docker_runner.remove_owned(owned)
+    assert docker_runner.list_owned() == []
+    assert docker_env.client.containers.get(str(stranger.id)).status == "running"

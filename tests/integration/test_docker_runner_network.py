@@ -1,0 +1,71 @@
+"""Endpoints and readiness over the models' network (real engine)."""
+
+from __future__ import annotations
+
+from mlplatform.runners.base import MANAGED_BY, State
+from mlplatform.runners.docker_runner import DockerRunner
+from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.images import TestImages
+
+
+def test_the_network_is_created_when_missing_and_labelled(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    assert docker_env.client.networks.list(names=[docker_env.network]) == []
+    docker_runner.apply(docker_env.workload("net", test_images.http))
+    (network,) = docker_env.client.networks.list(names=[docker_env.network])
+    assert network.attrs["Driver"] == "bridge"
+    assert network.attrs["Labels"]["mlplatform.dev/managed-by"] == MANAGED_BY
+
+
+def test_endpoints_answer_from_another_container_on_the_network(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    workload = docker_env.workload(
+        "ep", test_images.http, ports=[8080, 9090], args=["8080", "9090"]
+    )
+    status = docker_runner.apply(workload)
+    name = f"mlpt-ep-{docker_env.token}-1"
+    assert status.endpoints == [f"http://{name}:8080", f"http://{name}:9090"]
+
+    for endpoint in status.endpoints:
+        code, output = wait_until(
+            lambda e=endpoint: _answer(docker_env, test_images, f"{e}/health"), timeout=20
+        )
+        assert (code, output) == (0, "ok\n")
+
+
+def _answer(env: DockerEnv, images: TestImages, url: str) -> tuple[int, str] | None:
+    code, output = env.client_run(images.http, ["wget", "-qO-", url])
+    return (code, output) if code == 0 else None
+
+
+def test_the_readiness_probe_passes_when_the_server_answers(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    probe = {"httpGet": {"path": "/health", "port": 8080}, "timeoutSeconds": 2}
+    workload = docker_env.workload("ready", test_images.http, readinessProbe=probe)
+    status = docker_runner.apply(workload)
+    result = wait_until(lambda: (r := docker_runner.probe(workload, status)).ok and r)
+    assert "answered 200" in result.message
+
+
+def test_the_readiness_probe_fails_on_a_missing_path_and_a_closed_port(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    missing = {"httpGet": {"path": "/nothing-here", "port": 8080}}
+    workload = docker_env.workload("nready", test_images.http, readinessProbe=missing)
+    status = docker_runner.apply(workload)
+    wait_until(lambda: docker_runner.observe(workload).state is State.RUNNING)
+    result = wait_until(lambda: (r := docker_runner.probe(workload, status)).message and r)
+    assert not result.ok
+    assert "404" in result.message
+
+    closed = {"httpGet": {"path": "/health", "port": 9090}}
+    workload = docker_env.workload(
+        "nready", test_images.http, ports=[8080, 9090], readinessProbe=closed
+    )
+    status = docker_runner.apply(workload)
+    result = docker_runner.probe(workload, status)
+    assert not result.ok
+    assert "9090" in result.message
