@@ -46,7 +46,7 @@ def test_every_rendered_document_passes_kubernetes_validate_strictly(
     rendered: list[dict[str, Any]],
 ) -> None:
     version = kubernetes_validate.latest_version()
-    failures = []
+    failures: list[str] = []
     for doc in rendered:
         where = f"{doc['kind']}/{doc['metadata']['name']}"
         if doc["kind"] == KIND:
