@@ -1,0 +1,94 @@
+"""The operator's own calls to the Kubernetes API: write an MLModel's status, list MLModels.
+
+kopf owns the watch, the finalizers and the Events; these two calls are the ones a long-lived
+per-object loop needs between kopf's handler invocations (kopf applies a daemon's ``patch``
+only when the daemon returns). They use the official client, synchronously, from the
+reconcile worker threads; the client reads the same kubeconfig / in-cluster service account
+as kopf's default login (``KUBECONFIG`` honoured) and refreshes a projected token itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import kubernetes
+
+from mlplatform.models.spec import API_GROUP, API_VERSION, PLURAL
+
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+class ObjectGone(Exception):
+    """Raised when the object to patch no longer exists (HTTP 404)."""
+
+
+class KubeApi:
+    """A thin client for MLModel status writes and listings; safe to share between threads."""
+
+    def __init__(self, client: Any, *, request_timeout: float = 10.0) -> None:
+        self._objects = kubernetes.client.CustomObjectsApi(client)
+        self._timeout = request_timeout
+
+    @classmethod
+    def from_environment(cls) -> KubeApi:
+        """In-cluster service account if there is one, else the kubeconfig (``KUBECONFIG``)."""
+        try:
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        return cls(kubernetes.client.ApiClient())
+
+    @classmethod
+    def for_server(
+        cls, server: str, *, token: str | None = None, insecure: bool = False
+    ) -> KubeApi:
+        """A client for one API server address (tests, emulators)."""
+        configuration = kubernetes.client.Configuration()
+        configuration.host = server
+        configuration.verify_ssl = not insecure
+        if token:
+            configuration.api_key = {"authorization": token}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
+        return cls(kubernetes.client.ApiClient(configuration))
+
+    def patch_status(self, namespace: str, name: str, status_patch: Mapping[str, Any]) -> None:
+        """Merge-patch ``status`` through the status subresource; ``ObjectGone`` on 404."""
+        try:
+            self._objects.patch_namespaced_custom_object_status(
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": dict(status_patch)},
+                _content_type=_MERGE_PATCH,
+                _request_timeout=self._timeout,
+            )
+        except kubernetes.client.exceptions.ApiException as error:
+            if error.status == 404:
+                raise ObjectGone(f"{namespace}/{name}") from error
+            raise
+
+    def live_uids(self, namespaces: Collection[str] = ()) -> set[str]:
+        """The uids of every MLModel now stored (in ``namespaces``, or in the whole cluster)."""
+        listings: list[Any]
+        if namespaces:
+            listings = [
+                self._objects.list_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, PLURAL, _request_timeout=self._timeout
+                )
+                for namespace in namespaces
+            ]
+        else:
+            listings = [
+                self._objects.list_cluster_custom_object(
+                    API_GROUP, API_VERSION, PLURAL, _request_timeout=self._timeout
+                )
+            ]
+        return {
+            str(item["metadata"]["uid"])
+            for listing in listings
+            for item in listing.get("items", [])
+            if item.get("metadata", {}).get("uid")
+        }
