@@ -19,8 +19,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=120.0, help="seconds --once waits to converge"
     )
     parser.add_argument(
-        "--output", choices=["table", "json"], default="table", help="status format"
+        "--output",
+        choices=["table", "json"],
+        default="table",
+        help="status on stdout: a table, or one JSON document per change",
     )
     parser.add_argument(
-        "--status-file", type=Path, default=None, help="also write the status as JSON here"
+        "--status-file",
+        type=Path,
+        default=None,
+        help="also keep the status as JSON in this file (read back at start-up)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=3, help="models reconciled at the same time (default 3)"
+    )
+    parser.add_argument(
+        "--resync",
+        type=float,
+        default=30.0,
+        help="seconds between full resyncs and garbage collection (default 30)",
     )

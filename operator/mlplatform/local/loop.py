@@ -1,0 +1,357 @@
+"""The local control loop: manifests on disk → work queue → reconcile workers → status.
+
+Lives as long as ``mlplatform local`` runs. Threads, all daemons, all ended by ``stop``:
+
+- ``workers`` reconcile workers: pop a key, call the core's ``reconcile`` (or ``delete`` for
+  a model whose manifest is gone), keep the status, queue the key again after
+  ``requeue_after``. The queue hands a key to one worker at a time.
+- one file watcher: polls the manifests' paths, sizes and mtimes; when they changed and then
+  held still for one more poll (a save in progress is not read half-written), it reloads:
+  a new model is queued, a changed one is queued with its new generation, a removed one is
+  queued for deletion.
+- one drift watcher (``core.drift``): a Docker event about a managed container queues its
+  owner; after a reconnect everything is resynced.
+- one resync timer: every ``resync`` seconds queues every model and garbage-collects
+  containers of this controller whose model is no longer desired (also at start-up).
+
+Everything is level-based: whatever woke a key, the worker reads the desired model and asks
+the core to converge it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlplatform import errors
+from mlplatform.core.drift import DriftWatcher
+from mlplatform.core.reconcile import Event, Reconciler
+from mlplatform.core.workqueue import WorkQueue
+from mlplatform.local import desired
+from mlplatform.local.desired import DesiredModel, DesiredState
+from mlplatform.local.table import Row
+from mlplatform.models import documents
+from mlplatform.models.status import MLModelStatus, Phase
+from mlplatform.runners.base import Runner, RunnerEvent
+
+log = logging.getLogger("mlplatform.local")
+
+DELETE_RETRY = 5.0
+ERROR_RETRY = 5.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the models stand, for ``--once``: all settled? all as desired?"""
+
+    settled: bool
+    ok: bool
+
+
+class LocalController:
+    """Keeps the models of some manifest paths converged on one runner."""
+
+    def __init__(
+        self,
+        *,
+        paths: Sequence[Path],
+        reconciler: Reconciler,
+        runner: Runner,
+        on_change: Callable[[], None] = lambda: None,
+        on_event: Callable[[DesiredModel, Event], None] | None = None,
+        previous: dict[str, MLModelStatus] | None = None,
+        workers: int = 3,
+        resync: float = 30.0,
+        poll: float = 0.3,
+    ) -> None:
+        self._paths = list(paths)
+        self._reconciler = reconciler
+        self._runner = runner
+        self._on_change = on_change
+        self._on_event = on_event or _log_event
+        self._workers = workers
+        self._resync = resync
+        self._poll = poll
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._desired: dict[str, DesiredModel] = {}
+        self._removing: dict[str, DesiredModel] = {}
+        self._status: dict[str, MLModelStatus] = dict(previous or {})
+        self._given_up: set[str] = set()  # last outcome was a failure with no retry
+        self._fresh: set[str] = set()  # reconciled by this process at the current generation
+        self._since: dict[str, float] = {}
+        self._problems: list[str] = []
+        self._notes: list[str] = []
+        self._queue: WorkQueue[str] = WorkQueue()
+        self._stopped = threading.Event()
+        self._first_done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._drift: DriftWatcher | None = None
+
+    # --- desired state ----------------------------------------------------------------
+
+    def load(self) -> DesiredState:
+        """Read the manifests and queue what changed; returns what was read."""
+        state = desired.load(self._paths)
+        with self._lock:
+            kept = desired.keep_last_valid(state, self._desired)
+            for key in kept:
+                log.warning(
+                    "Kept the last valid version of %s while its manifest has problems", key
+                )
+            old = self._desired
+            self._desired = dict(state.models)
+            now = time.time()
+            for key, model in state.models.items():
+                self._removing.pop(key, None)
+                before = old.get(key)
+                if before is None or before.generation != model.generation:
+                    self._since.setdefault(key, now)
+                    self._given_up.discard(key)
+                    self._fresh.discard(key)
+                    self._queue.add(key)
+            for key, model in old.items():
+                if key not in state.models:
+                    self._removing[key] = model
+                    self._queue.add(key)
+            problems_changed = state.problems != self._problems
+            self._problems, self._notes = list(state.problems), list(state.notes)
+            self._changed.notify_all()
+        if problems_changed:
+            for line in state.problems:
+                log.error("Skipped an invalid manifest: %s", line)
+        self._on_change()
+        return state
+
+    @property
+    def problems(self) -> list[str]:
+        with self._lock:
+            return list(self._problems)
+
+    @property
+    def notes(self) -> list[str]:
+        with self._lock:
+            return list(self._notes)
+
+    def rows(self) -> list[Row]:
+        """The models as they stand, sorted by key (for the table and JSON)."""
+        with self._lock:
+            return [
+                Row(model, self._status.get(key), self._since.get(key, time.time()))
+                for key, model in sorted(self._desired.items())
+            ]
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._desired)
+
+    # --- threads ----------------------------------------------------------------------
+
+    def start(self, *, watch: bool) -> None:
+        """Start the workers; with ``watch``, also the file, drift and resync watchers."""
+        self._spawn(lambda: self._work(first=True), "mlplatform-worker-0")
+        for index in range(1, self._workers):
+            self._spawn(self._work, f"mlplatform-worker-{index}")
+        if watch:
+            self._spawn(self._watch_files, "mlplatform-files")
+            self._spawn(self._resync_forever, "mlplatform-resync")
+            self._drift = DriftWatcher(
+                self._runner, self._on_drift, on_reconnect=self.resync
+            ).start()
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End every thread; the models keep running (they are the desired state)."""
+        self._stopped.set()
+        self._queue.shutdown()
+        if self._drift is not None:
+            self._drift.stop()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # --- workers ----------------------------------------------------------------------
+
+    def _work(self, *, first: bool = False) -> None:
+        # One worker goes first: the first apply creates what all models share (the Docker
+        # network), and Docker 20.10 lets concurrent creates make duplicate networks.
+        while not first and not self._first_done.wait(0.5):
+            if self._stopped.is_set():
+                return
+        while not self._stopped.is_set():
+            key = self._queue.get()
+            if key is None:
+                return
+            try:
+                self._process(key)
+            except Exception:  # a worker must outlive any one model's surprise
+                log.exception("Reconcile of %s failed unexpectedly; retrying", key)
+                self._queue.add(key, ERROR_RETRY)
+            finally:
+                self._queue.done(key)
+                self._first_done.set()
+
+    def _process(self, key: str) -> None:
+        with self._lock:
+            model = self._desired.get(key)
+            removing = self._removing.get(key)
+            previous = self._status.get(key)
+        if model is not None:
+            self._converge(key, model, previous)
+        elif removing is not None:
+            self._remove(key, removing)
+
+    def _converge(self, key: str, model: DesiredModel, previous: MLModelStatus | None) -> None:
+        outcome = self._reconciler.reconcile(
+            model.workload, generation=model.generation, previous=previous
+        )
+        for event in outcome.events:
+            self._on_event(model, event)
+        with self._lock:
+            if key not in self._desired:
+                return  # removed meanwhile: the removal is queued
+            self._status[key] = outcome.status
+            if self._desired[key].generation == model.generation:
+                self._fresh.add(key)
+            if outcome.requeue_after is None and outcome.status.phase == Phase.FAILED:
+                self._given_up.add(key)
+            else:
+                self._given_up.discard(key)
+            self._changed.notify_all()
+        if outcome.requeue_after is not None:
+            self._queue.add(key, outcome.requeue_after)
+        self._on_change()
+
+    def _remove(self, key: str, model: DesiredModel) -> None:
+        try:
+            event = self._reconciler.delete(model.workload)
+        except errors.RunnerError as error:
+            log.warning("Could not remove %s yet (%s); retrying", key, error.message)
+            self._queue.add(key, DELETE_RETRY)
+            return
+        if event is not None:
+            self._on_event(model, event)
+        with self._lock:
+            if self._removing.get(key) is model:
+                del self._removing[key]
+                self._status.pop(key, None)
+                self._since.pop(key, None)
+                self._given_up.discard(key)
+            self._changed.notify_all()
+        log.info("Forgot %s: its manifest is gone", key)
+        self._on_change()
+
+    # --- watchers ---------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[tuple[str, int, int], ...]:
+        entries = []
+        for path in documents.manifest_files(self._paths):
+            try:
+                stat = path.stat()
+            except OSError:
+                entries.append((str(path), -1, -1))
+                continue
+            entries.append((str(path), stat.st_mtime_ns, stat.st_size))
+        return tuple(entries)
+
+    def _watch_files(self) -> None:
+        last = self._snapshot()
+        pending = None
+        while not self._stopped.wait(self._poll):
+            current = self._snapshot()
+            if current == last:
+                pending = None
+            elif current != pending:
+                pending = current  # changed: read it once it has held still for one poll
+            else:
+                last, pending = current, None
+                log.info("Manifests changed; reloading")
+                self.load()
+
+    def _on_drift(self, event: RunnerEvent) -> None:
+        key = event.owner.key
+        with self._lock:
+            known = key in self._desired or key in self._removing
+        if known:
+            log.debug("Engine event %s on %s; reconciling", event.action, key)
+            self._queue.add(key)
+
+    def _resync_forever(self) -> None:
+        self.collect_garbage()
+        while not self._stopped.wait(self._resync):
+            self.resync()
+
+    def resync(self) -> None:
+        """Queue every model and remove containers of models no longer desired."""
+        for key in self.keys():
+            self._queue.add(key)
+        self.collect_garbage()
+
+    def collect_garbage(self) -> None:
+        """Remove this controller's containers whose model is not desired (by owner uid)."""
+        with self._lock:
+            live = {m.workload.owner.uid for m in self._desired.values()}
+            live |= {m.workload.owner.uid for m in self._removing.values()}
+        try:
+            removed = self._reconciler.collect_garbage(self._runner, live)
+        except errors.RunnerError as error:
+            log.warning("Garbage collection skipped: %s", error.message)
+            return
+        for owned in removed:
+            log.info(
+                "Removed container %s: model %s (%s) is no longer in the manifests",
+                owned.container_name,
+                owned.owner.key,
+                owned.model_id,
+            )
+
+    # --- --once -----------------------------------------------------------------------
+
+    def progress(self) -> Progress:
+        """Settled: every model is as desired or has failed for good (or twice in a row)."""
+        with self._lock:
+            settled, ok = True, True
+            for key, model in self._desired.items():
+                status = self._status.get(key)
+                if status is None or key not in self._fresh:
+                    settled = ok = False
+                    continue
+                if _as_desired(model, status):
+                    continue
+                ok = False
+                failed = status.phase == Phase.FAILED and (
+                    key in self._given_up or status.consecutive_failures >= 2
+                )
+                if not failed:
+                    settled = False
+            return Progress(settled=settled and not self._removing, ok=ok)
+
+    def wait_settled(self, timeout: float) -> Progress:
+        """Block until ``progress`` is settled or ``timeout`` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                progress = self.progress()
+                left = deadline - time.monotonic()
+                if progress.settled or left <= 0:
+                    return progress
+                self._changed.wait(min(left, 1.0))
+
+
+def _as_desired(model: DesiredModel, status: MLModelStatus) -> bool:
+    if model.workload.spec.suspend:
+        return status.phase == Phase.STOPPED
+    return status.phase == Phase.RUNNING and status.ready
+
+
+def _log_event(model: DesiredModel, event: Event) -> None:
+    level = logging.WARNING if event.type == "Warning" else logging.INFO
+    log.log(level, "%s: %s: %s", model.key, event.reason, event.message)

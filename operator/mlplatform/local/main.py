@@ -1,0 +1,190 @@
+"""``mlplatform local PATH...``: MLModel manifests on disk as the desired state, no cluster.
+
+The same validation, reconcile core and runner as the operator; the manifests play the part
+of the API server (like the kubelet's static pods). Exit codes:
+
+    0  watch mode stopped by SIGINT/SIGTERM (the models keep running); ``--once``: every
+       model is Running (and Ready where it has a probe), or Stopped when suspended;
+       ``--down``: every container of the manifests is gone
+    1  ``--once``: a model failed or was not ready within ``--timeout``, or a manifest is
+       invalid; ``--down``: a container could not be removed
+    2  the settings are invalid, or no manifest was found at all
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from mlplatform import errors
+from mlplatform.config import Settings
+from mlplatform.core.reconcile import Reconciler
+from mlplatform.local import desired
+from mlplatform.local.loop import LocalController
+from mlplatform.local.report import Reporter, read_status_file
+from mlplatform.runners import select
+from mlplatform.runners.base import Runner
+
+log = logging.getLogger("mlplatform.local")
+
+LOCAL_CONTROLLER = "local"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """The settings, with controller ``local`` unless MLPLATFORM_CONTROLLER names another.
+
+    Containers are labelled with the controller, so local mode and an operator sharing an
+    engine never garbage-collect each other's models.
+    """
+    env = dict(os.environ if environ is None else environ)
+    overrides: dict[str, object] = {}
+    if "MLPLATFORM_CONTROLLER" not in {key.upper() for key in env}:
+        overrides["controller"] = LOCAL_CONTROLLER
+    return Settings.load(env, **overrides)
+
+
+class Runners:
+    """One runner per ``spec.runner`` kind, made on first use and kept for the process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._made: dict[str, Runner] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str) -> Runner:
+        with self._lock:
+            if kind not in self._made:
+                self._made[kind] = select.runner_for(kind, self._settings)
+            return self._made[kind]
+
+
+def _configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    root = logging.getLogger("mlplatform")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except errors.ConfigurationError as error:
+        print(f"mlplatform local: {error}", file=sys.stderr)
+        return 2
+    _configure_logging(settings)
+    paths: list[Path] = list(args.paths)
+    runners = Runners(settings)
+    reconciler = Reconciler(runners)
+    if not settings.runners_docker_enabled:
+        log.warning("RUNNERS_DOCKER_ENABLED is not true: models with runner docker will not start")
+    if args.down:
+        return down(paths, reconciler)
+
+    reporter = Reporter(
+        lambda: (controller.rows(), controller.problems, controller.notes),
+        output=args.output,
+        status_file=args.status_file,
+        live=not args.once,
+    )
+    controller = LocalController(
+        paths=paths,
+        reconciler=reconciler,
+        runner=runners("docker"),
+        on_change=reporter.changed,
+        previous=read_status_file(args.status_file),
+        workers=args.workers,
+        resync=args.resync,
+    )
+    state = controller.load()
+    for note in state.notes:
+        log.info("Ignored %s", note)
+    if not state.models and not state.problems:
+        log.error("No MLModel manifests found in %s", " ".join(map(str, paths)))
+        if args.once:
+            return 2
+    log.info(
+        "Managing %d model(s) from %s as controller %s",
+        len(state.models),
+        " ".join(map(str, paths)),
+        settings.controller,
+    )
+    if args.once:
+        return once(controller, reporter, timeout=args.timeout)
+    return watch(controller, reporter)
+
+
+def once(controller: LocalController, reporter: Reporter, *, timeout: float) -> int:
+    """Converge, print the status, exit: 0 when every model is as desired."""
+    controller.collect_garbage()
+    controller.start(watch=False)
+    try:
+        progress = controller.wait_settled(timeout)
+    finally:
+        controller.stop()
+    reporter.final()
+    if not progress.settled:
+        log.error("Not every model converged within %.0fs", timeout)
+    return 0 if progress.ok and not controller.problems else 1
+
+
+def watch(controller: LocalController, reporter: Reporter) -> int:
+    """Keep converging until SIGINT or SIGTERM; the models keep running after."""
+    stop = threading.Event()
+    restore = _on_signals(stop.set)
+    controller.start(watch=True)
+    log.info("Watching the manifests and the engine; Ctrl-C stops watching, models keep running")
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        log.info("Stopping; the models keep running (mlplatform local --down removes them)")
+        controller.stop()
+        restore()
+    return 0
+
+
+def down(paths: list[Path], reconciler: Reconciler) -> int:
+    """Remove every container of the valid models in the manifests (storage is kept)."""
+    state = desired.load(paths)
+    for line in state.problems:
+        log.error("Skipped an invalid manifest: %s", line)
+    failed = False
+    for key, model in sorted(state.models.items()):
+        try:
+            event = reconciler.delete(model.workload)
+        except errors.RunnerError as error:
+            log.error("Could not remove %s: %s", key, error.message)
+            failed = True
+            continue
+        if event is not None:
+            log.info("%s: %s", key, event.message)
+        else:
+            log.info("%s: no container", key)
+    if not state.models and not state.problems:
+        log.error("No MLModel manifests found in %s", " ".join(map(str, paths)))
+        return 2
+    return 1 if failed else 0
+
+
+def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
+    """Call ``handler`` on SIGINT and SIGTERM; returns what puts the old handlers back."""
+
+    def _handle(signum: int, frame: FrameType | None) -> None:
+        handler()
+
+    previous = {sig: signal.signal(sig, _handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
