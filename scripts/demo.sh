@@ -1,7 +1,32 @@
 #!/usr/bin/env bash
-# The README's main job: set up what is missing, then check the example manifests.
+# The README's main job: set up what is missing (.venv, a Docker engine, the demo image),
+# then run the example manifests with `mlplatform local` until Ctrl-C. Extra arguments go to
+# `mlplatform local` (e.g. --once). The models keep running after Ctrl-C; remove them with
+#   .venv/bin/mlplatform local --down manifests/examples/local
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
 "$root/scripts/setup.sh"
-exec .venv/bin/mlplatform validate manifests/examples
+"$root/demo/build-image.sh"
+
+export RUNNERS_DOCKER_ENABLED=true
+# S8: the model with `debug: true` (iris) gets its port published on 127.0.0.1 from here.
+export RUNNERS_DOCKER_HOST_PORT_DEBUG=${RUNNERS_DOCKER_HOST_PORT_DEBUG:-7000}
+export DATA_DIR=${DATA_DIR:-$root/.data}
+export MLMODELS_DIR=${MLMODELS_DIR:-$root/.mlmodels}
+export STORAGE_DIR=${STORAGE_DIR:-$root/.storage}
+mkdir -p "$DATA_DIR" "$MLMODELS_DIR" "$STORAGE_DIR"
+
+port=$RUNNERS_DOCKER_HOST_PORT_DEBUG
+cat >&2 <<MSG
+
+demo: running manifests/examples/local with mlplatform local (Ctrl-C stops watching; the
+demo: model keeps running). Once iris is Running and Ready, from another terminal:
+
+  curl -s -X POST http://127.0.0.1:$port/predict -d '{"features": [5.1, 3.5, 1.4, 0.2]}'
+
+demo: remove it with: .venv/bin/mlplatform local --down manifests/examples/local
+
+MSG
+exec .venv/bin/mlplatform local manifests/examples/local "$@"
