@@ -19,6 +19,9 @@ from mlplatform.models.spec import API_GROUP
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
+# Longer integer literals are refused: no port or quantity needs them, and Python refuses to
+# print integers of more than 4300 digits (a message quoting one would crash).
+MAX_INT_CHARS = 64
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -68,15 +71,25 @@ def _timestamps_as_strings(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> st
     return str(loader.construct_scalar(node))
 
 
+def _bounded_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    if len(str(node.value)) > MAX_INT_CHARS:
+        line = node.start_mark.line + 1
+        raise ManifestError(f"line {line}: integer longer than {MAX_INT_CHARS} characters")
+    return int(loader.construct_yaml_int(node))  # type: ignore[no-untyped-call]
+
+
 _BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamps_as_strings)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
 
 
 def parse_yaml(text: str) -> list[Any]:
     """Every document of a YAML stream as plain data (empty documents dropped)."""
     if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
         raise ManifestError(f"larger than {MAX_FILE_BYTES // 1024} KiB")
-    loader = _BoundedLoader(text)
+    loader: _BoundedLoader | None = None
     try:
+        # The reader refuses control characters already in the constructor: inside the try.
+        loader = _BoundedLoader(text)
         documents = []
         while loader.check_data():  # type: ignore[no-untyped-call]
             documents.append(loader.get_data())
@@ -85,8 +98,14 @@ def parse_yaml(text: str) -> list[Any]:
         raise ManifestError(f"not valid YAML: {_one_line(error)}") from error
     except RecursionError as error:
         raise ManifestError("nested too deeply") from error
+    except ValueError as error:
+        # A tagged scalar that is not what its tag says (`!!int eighty`, `!!float x`).
+        if isinstance(error, ManifestError):
+            raise
+        raise ManifestError(f"not valid YAML: {_one_line(error)}") from error
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 @dataclass(frozen=True)

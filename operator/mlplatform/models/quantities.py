@@ -18,13 +18,13 @@ _MEMORY_SUFFIXES = {
     "Gi": 2**30,
     "Ti": 2**40,
 }
-# Larger than any machine: refuses absurd values before Docker sees them.
-_MAX_BYTES = 2**50
-_MAX_NANO_CPUS = 1024 * 10**9
+# Larger than any machine: the spec refuses absurd values before Docker sees them.
+MAX_BYTES = 2**50
+MAX_CPUS = 1024
 
 
 def parse_cpu(value: str | int) -> int | None:
-    """CPU quantity → nano-CPUs (``"250m"`` → 250_000_000); None when not a positive quantity."""
+    """CPU quantity → nano-CPUs (``"250m"`` → 250_000_000); None when not a quantity."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -33,7 +33,7 @@ def parse_cpu(value: str | int) -> int | None:
         nano = int(value[:-1]) * 10**6 if value.endswith("m") else int(Decimal(value) * 10**9)
     else:
         return None
-    return nano if 0 < nano <= _MAX_NANO_CPUS else None
+    return nano
 
 
 def parse_memory(value: str | int) -> int | None:
@@ -51,4 +51,4 @@ def parse_memory(value: str | int) -> int | None:
             size = int(Decimal(number) * _MEMORY_SUFFIXES[suffix])
         except InvalidOperation:
             return None
-    return size if 0 <= size <= _MAX_BYTES else None
+    return size

@@ -92,7 +92,8 @@ def validate_object(obj: object) -> tuple[ValidMLModel | None, list[Problem]]:
         name, namespace = _check_metadata(metadata, problems)
     unknown = sorted(set(obj) - {"apiVersion", "kind", "metadata", "spec", "status"})
     problems.extend(
-        Problem(key, f'unknown field "{key}" is not part of the MLModel API') for key in unknown
+        Problem(key or '""', f'unknown field "{key}" is not part of the MLModel API')
+        for key in unknown
     )
     if "spec" not in obj:
         problems.append(Problem("spec", "is required"))

@@ -219,10 +219,13 @@ def _check_unique_env(env: list[EnvVar]) -> list[EnvVar]:
 
 
 def _check_cpu(value: str | int) -> str | int:
-    if quantities.parse_cpu(value) is None:
-        raise _invalid(
-            "cpu", f'"{value}" is not a CPU quantity (e.g. "1", "0.5", "250m") or is zero'
-        )
+    nano = quantities.parse_cpu(value)
+    if nano is None:
+        raise _invalid("cpu", f'"{value}" is not a CPU quantity (e.g. "1", "0.5", "250m")')
+    if nano <= 0:
+        raise _invalid("cpu", f'"{value}" is zero; a container needs some CPU')
+    if nano > quantities.MAX_CPUS * 10**9:
+        raise _invalid("cpu", f'"{value}" is more than {quantities.MAX_CPUS} CPUs')
     return value
 
 
@@ -230,6 +233,8 @@ def _check_memory(value: str | int) -> str | int:
     size = quantities.parse_memory(value)
     if size is None:
         raise _invalid("memory", f'"{value}" is not a memory quantity (e.g. "512Mi", "1Gi")')
+    if size > quantities.MAX_BYTES:
+        raise _invalid("memory", f'"{value}" is more than any machine has (1Pi)')
     if size < rules.MEMORY_MIN_BYTES:
         raise _invalid("memory", f'"{value}" is below Docker\'s minimum of 6Mi')
     return value
