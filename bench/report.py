@@ -1,0 +1,274 @@
+"""Turn one run's results into the report: targets judged, JSON, a Markdown table, PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.stats import ratio
+
+# The targets of issue 6 (reported, never asserted in CI).
+TTR_RATIO = 1.15
+BURST_RATIO = 1.25
+BURST_N = 50
+DRIFT_P50 = 1.5
+RSS_AT_N = 200
+RSS_MB = 150.0
+CPU_PERCENT = 1.0
+
+
+def _floor_burst(results: dict[str, Any], n: int) -> float | None:
+    best = (results.get("floor", {}).get("burst", {}).get(str(n)) or {}).get("best")
+    return best["total"] if best else None
+
+
+def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (target, system): what was measured, the limit, met or not."""
+    rows: list[dict[str, Any]] = []
+    floor_ttr = results.get("floor", {}).get("time_to_running", {}).get("median")
+    for name, system in results.get("systems", {}).items():
+        if system.get("status") != "measured":
+            rows.append(
+                {
+                    "system": name,
+                    "target": "all",
+                    "measured": None,
+                    "met": None,
+                    "note": f"not measured: {system.get('reason', '')}",
+                }
+            )
+            continue
+        ttr = system.get("time_to_running", {}).get("median")
+        ttr_ratio = ratio(ttr, floor_ttr)
+        rows.append(
+            {
+                "system": name,
+                "target": f"time to running ≤ {TTR_RATIO}x floor (median)",
+                "measured": ttr_ratio,
+                "met": None if ttr_ratio is None else ttr_ratio <= TTR_RATIO,
+                "note": f"{ttr}s vs floor {floor_ttr}s",
+            }
+        )
+        bursts = system.get("burst", {})
+        sizes = [int(n) for n in bursts if _floor_burst(results, int(n)) is not None]
+        if sizes:
+            n = BURST_N if BURST_N in sizes else max(sizes)
+            total, floor = bursts[str(n)]["total"], _floor_burst(results, n)
+            measured = ratio(total, floor)
+            rows.append(
+                {
+                    "system": name,
+                    "target": f"burst total ≤ {BURST_RATIO}x floor at N={BURST_N}",
+                    "measured": measured,
+                    "met": None if measured is None else measured <= BURST_RATIO,
+                    "note": f"N={n}: {total}s vs floor {floor}s",
+                }
+            )
+        drift = system.get("drift", {}).get("p50")
+        rows.append(
+            {
+                "system": name,
+                "target": f"drift repair p50 ≤ {DRIFT_P50}s",
+                "measured": drift,
+                "met": None if drift is None else drift <= DRIFT_P50,
+                "note": f"p90 {system.get('drift', {}).get('p90')}s",
+            }
+        )
+        idle = system.get("idle") or []
+        if idle:
+            rpm = [row["requests_per_minute"] for row in idle]
+            growth = rpm[-1] - rpm[0]
+            rows.append(
+                {
+                    "system": name,
+                    "target": "idle Docker requests/min independent of N",
+                    "measured": growth,
+                    "met": growth <= max(2.0, 0.1 * rpm[0]),
+                    "note": ", ".join(f"N={r['n']}: {r['requests_per_minute']}/min" for r in idle),
+                }
+            )
+            last = idle[-1]
+            rows.append(
+                {
+                    "system": name,
+                    "target": f"RSS at N={RSS_AT_N} < {RSS_MB:.0f} MB",
+                    "measured": last["rss_max_mb"],
+                    "met": last["rss_max_mb"] < RSS_MB,
+                    "note": f"at N={last['n']}" + ("" if last["n"] == RSS_AT_N else " (quick run)"),
+                }
+            )
+            cpu = max(row["cpu_percent"] for row in idle)
+            rows.append(
+                {
+                    "system": name,
+                    "target": f"idle CPU < {CPU_PERCENT}% of a core",
+                    "measured": cpu,
+                    "met": cpu < CPU_PERCENT,
+                    "note": ", ".join(f"N={r['n']}: {r['cpu_percent']}%" for r in idle),
+                }
+            )
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "✅" if value else "❌"
+    return str(value)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    lines = [
+        f"# mlplatform bench — {results['started']} "
+        f"({results['mode']} run, {results['duration']}s)",
+        "",
+        f"Machine: {machine['cpu']} x {machine['cores']} cores, {machine['memory_gb']} GB RAM, "
+        f"{machine['kernel']}, Docker {machine['docker']}, Python {machine['python']}; "
+        f"load average {machine['load_before']} before, {machine['load_after']} after; "
+        f"{machine['other_containers']} other containers on the engine.",
+        "",
+        "## Targets",
+        "",
+        "| system | target | measured | met | note |",
+        "|---|---|---|---|---|",
+    ]
+    for row in results["targets"]:
+        lines.append(
+            f"| {row['system']} | {row['target']} | {_cell(row['measured'])} | "
+            f"{_cell(row['met'])} | {row['note']} |"
+        )
+    floor = results.get("floor", {})
+    ttr_floor = floor.get("time_to_running", {})
+    lines += [
+        "",
+        "## Time to running, one model (seconds, until GET /health answers)",
+        "",
+        "| system | n | median | p90 | min | max | ratio to floor |",
+        "|---|---|---|---|---|---|---|",
+        f"| floor (docker-py) | {ttr_floor.get('n')} | {ttr_floor.get('median')} | "
+        f"{ttr_floor.get('p90')} | {ttr_floor.get('min')} | {ttr_floor.get('max')} | 1 |",
+    ]
+    systems = {k: v for k, v in results.get("systems", {}).items() if v.get("status") == "measured"}
+    for name, system in systems.items():
+        s = system["time_to_running"]
+        lines.append(
+            f"| {name} | {s['n']} | {s['median']} | {s['p90']} | {s['min']} | {s['max']} | "
+            f"{_cell(ratio(s['median'], ttr_floor.get('median')))} |"
+        )
+    lines += [
+        "",
+        "## Burst: N models at once (total seconds until all answer; per-model p50/p90)",
+        "",
+        "| N | system | total | p50 | p90 | ratio to floor | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    sizes = sorted(
+        {int(n) for n in floor.get("burst", {})}
+        | {int(n) for s in systems.values() for n in s.get("burst", {})}
+    )
+    for n in sizes:
+        entry = floor.get("burst", {}).get(str(n)) or {}
+        best = entry.get("best")
+        if best:
+            tries = ", ".join(f"T={t['threads']}: {t['total']}" for t in entry["tries"])
+            lines.append(
+                f"| {n} | floor | {best['total']} | {best['per_model']['p50']} | "
+                f"{best['per_model']['p90']} | 1 | best of {tries} |"
+            )
+        for name, system in systems.items():
+            b = system.get("burst", {}).get(str(n))
+            if b:
+                lines.append(
+                    f"| {n} | {name} | {b['total']} | {b['per_model']['p50']} | "
+                    f"{b['per_model']['p90']} | {_cell(ratio(b['total'], best and best['total']))}"
+                    f" | teardown {b['teardown']}s |"
+                )
+    lines += [
+        "",
+        "## Drift repair: `docker kill` until the replacement answers (seconds)",
+        "",
+        "| system | n | p50 | p90 | min | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, system in systems.items():
+        d = system["drift"]
+        lines.append(f"| {name} | {d['n']} | {d['p50']} | {d['p90']} | {d['min']} | {d['max']} |")
+    lines += [
+        "",
+        "## Idle cost with N models converged",
+        "",
+        "| system | N | window s | RSS MB (max) | CPU % of a core | Docker requests/min "
+        "| threads |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, system in systems.items():
+        for row in system.get("idle", []):
+            lines.append(
+                f"| {name} | {row['n']} | {row['window']} | {row['rss_mb']} ({row['rss_max_mb']})"
+                f" | {row['cpu_percent']} | {row['requests_per_minute']} | {row['threads']} |"
+            )
+    for name, system in systems.items():
+        for row in system.get("idle", []):
+            if row["request_kinds"]:
+                kinds = ", ".join(f"`{k}` x{v}" for k, v in row["request_kinds"].items())
+                lines.append(f"\n{name}, N={row['n']}: {kinds}")
+    for name, system in results.get("systems", {}).items():
+        if system.get("status") != "measured":
+            lines.append(f"\n**{name}: not measured** — {system.get('reason', '')}")
+        elif system.get("warm_up") is not None:
+            lines.append(f"\n{name}: process start to first model answering {system['warm_up']}s.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plots(results: dict[str, Any], folder: Path) -> list[str]:
+    """cost-curves.png: burst total vs N, RSS vs N, Docker requests/min vs N."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    figure, (burst_ax, rss_ax, rpm_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
+    floor = results.get("floor", {}).get("burst", {})
+    points = sorted((int(n), e["best"]["total"]) for n, e in floor.items() if e.get("best"))
+    if points:
+        burst_ax.plot(*zip(*points, strict=True), "k--o", label="floor (docker-py)")
+    for name, system in results.get("systems", {}).items():
+        if system.get("status") != "measured":
+            continue
+        points = sorted((int(n), b["total"]) for n, b in system.get("burst", {}).items())
+        if points:
+            burst_ax.plot(*zip(*points, strict=True), "-o", label=name)
+        idle = system.get("idle") or []
+        if idle:
+            rss_ax.plot([r["n"] for r in idle], [r["rss_max_mb"] for r in idle], "-o", label=name)
+            rpm_ax.plot(
+                [r["n"] for r in idle], [r["requests_per_minute"] for r in idle], "-o", label=name
+            )
+    burst_ax.set(title="Burst: time until all N answer", xlabel="N models", ylabel="seconds")
+    rss_ax.set(title="Idle RSS with N models", xlabel="N models", ylabel="MB")
+    rss_ax.axhline(RSS_MB, color="red", linestyle=":", label=f"target {RSS_MB:.0f} MB")
+    rpm_ax.set(title="Idle Docker API requests", xlabel="N models", ylabel="requests / minute")
+    for ax in (burst_ax, rss_ax, rpm_ax):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+    figure.tight_layout()
+    figure.savefig(folder / "cost-curves.png", dpi=100)
+    plt.close(figure)
+    return ["cost-curves.png"]
+
+
+def write(results: dict[str, Any], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    results["targets"] = judge(results)
+    results["plots"] = plots(results, folder)
+    (folder / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    (folder / "results.md").write_text(markdown(results))

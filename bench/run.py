@@ -1,0 +1,185 @@
+"""The mlplatform bench: raw Docker (the floor), ``mlplatform local`` and the operator.
+
+Run it with ``./bench/run.sh [--quick]`` (sets up .venv, the bench extra and the test images
+first). Results go to ``bench/results/<timestamp>/`` and ``bench/results/latest/``: JSON, a
+Markdown report and PNG plots. See ``bench/README.md`` for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+from tests.support.images import ensure_test_images
+
+from bench import floor, report
+from bench.env import REPO, BenchEnv
+from bench.scenarios import Bench
+from bench.systems import LocalMode, OperatorMode, System
+
+RESULTS = REPO / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure: the full run or a quick one (< 5 minutes)."""
+
+    reps: int
+    floor_bursts: tuple[int, ...]
+    floor_threads: tuple[int, ...]
+    bursts: tuple[int, ...]
+    drift_reps: int
+    idle_sizes: tuple[int, ...]
+    idle_window: float
+    idle_settle: float
+
+
+FULL = Plan(10, (10, 50, 100), (2, 4, 8), (10, 50, 100), 10, (0, 50, 200), 60.0, 5.0)
+QUICK = Plan(5, (10, 20), (4, 8), (10, 20), 5, (0, 10, 30), 10.0, 2.0)
+
+
+def machine(client: docker.DockerClient, token: str) -> dict[str, Any]:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.partition(":")[2].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    others = [c for c in client.api.containers() if not any(token in n for n in c.get("Names", []))]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 2**20, 1),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "docker": client.version().get("Version"),
+        "python": platform.python_version(),
+        "load_before": round(os.getloadavg()[0], 2),
+        "other_containers": len(others),
+    }
+
+
+def measure_system(
+    env: BenchEnv, system: System, direct: docker.DockerClient, plan: Plan
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"status": "measured"}
+    bench = Bench(env, system, direct)
+    try:
+        result["warm_up"] = round(bench.warm_up(), 3)
+        print(f"bench: {system.name} up, first model in {result['warm_up']}s", flush=True)
+        result["time_to_running"] = bench.time_to_running(plan.reps)
+        print(f"bench: {system.name} time to running {result['time_to_running']}", flush=True)
+        result["burst"] = {}
+        for n in plan.bursts:
+            result["burst"][str(n)] = bench.burst(n)
+            print(
+                f"bench: {system.name} burst N={n} {result['burst'][str(n)]['total']}s", flush=True
+            )
+        result["drift"] = bench.drift(plan.drift_reps)
+        print(f"bench: {system.name} drift {result['drift']}", flush=True)
+        result["idle"] = bench.idle(plan.idle_sizes, plan.idle_window, plan.idle_settle)
+    except Exception as error:
+        traceback.print_exc()
+        partial = {k: v for k, v in result.items() if k != "status"}
+        result = {
+            "status": "not measured",
+            "reason": f"{type(error).__name__}: {str(error)[:500]}",
+            "partial": partial,
+            "log_tail": system.process.tail(20) if _started(system) else "",
+        }
+    finally:
+        bench.close()
+        if _started(system):
+            system.process.stop()
+        env.remove_containers(direct)
+    return result
+
+
+def _started(system: System) -> bool:
+    try:
+        return system.process is not None
+    except AssertionError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller N, shorter windows (< 5 min)")
+    parser.add_argument(
+        "--systems",
+        default="floor,local,operator",
+        help="comma-separated subset of floor,local,operator (default: all)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="results folder (default: timestamped)"
+    )
+    args = parser.parse_args(argv)
+    selected = set(args.systems.split(","))
+    plan = QUICK if args.quick else FULL
+    started_at = datetime.datetime.now(datetime.UTC)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+    folder = args.out or RESULTS / (stamp + ("-quick" if args.quick else ""))
+
+    images = ensure_test_images()
+    env = BenchEnv.create()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below
+    begun = time.monotonic()
+    results: dict[str, Any] = {
+        "started": started_at.isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "plan": plan.__dict__,
+        "image": images.http,
+        "systems": {},
+    }
+    try:
+        env.start_proxy()
+        direct = env.direct_client()
+        proxied = env.proxied_client()
+        results["machine"] = machine(direct, env.token)
+        env.ensure_network(direct)
+        if "floor" in selected:
+            print("bench: floor (docker-py)", flush=True)
+            results["floor"] = {
+                "time_to_running": floor.time_to_running(
+                    env, proxied, direct, images.http, plan.reps
+                ),
+                "burst": floor.burst(
+                    env,
+                    proxied,
+                    direct,
+                    images.http,
+                    sizes=plan.floor_bursts,
+                    thread_counts=plan.floor_threads,
+                ),
+            }
+            print(f"bench: floor time to running {results['floor']['time_to_running']}", flush=True)
+        for name, make in (("local", LocalMode), ("operator", OperatorMode)):
+            if name in selected:
+                print(f"bench: {name}", flush=True)
+                results["systems"][name] = measure_system(env, make(env, images.http), direct, plan)
+    finally:
+        env.cleanup()
+    results["machine"]["load_after"] = round(os.getloadavg()[0], 2)
+    results["duration"] = round(time.monotonic() - begun, 1)
+    report.write(results, folder)
+    latest = RESULTS / "latest"
+    if latest.exists():
+        shutil.rmtree(latest)
+    shutil.copytree(folder, latest)
+    print((folder / "results.md").read_text())
+    print(f"bench: results in {folder} and {latest}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The four measurements, the same for every system under test (``systems.System``).
+
+Times are wall-clock from the user's action (a manifest written, an object created, a
+``docker kill``) until the model's container answers ``GET /health`` from the host.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import docker
+
+from bench import procstat, stats
+from bench.env import CONTROLLER_LABEL, BenchEnv, wait_until
+from bench.observe import Observer
+from bench.systems import System
+
+TIMEOUT = 180.0
+
+
+def container_name(model_id: str) -> str:
+    name, _, version = model_id.partition(":")
+    return f"{name}-{version}"
+
+
+class Bench:
+    """One system under test, its observer and the run's environment."""
+
+    def __init__(self, env: BenchEnv, system: System, direct: docker.DockerClient) -> None:
+        self.env = env
+        self.system = system
+        self.direct = direct
+        self.observer = Observer(direct, controller=env.controller, network=env.network)
+        self._counter = 0
+
+    def new_ids(self, tag: str, count: int) -> list[str]:
+        ids = [self.env.model_id(tag, self._counter + i) for i in range(count)]
+        self._counter += count
+        return ids
+
+    def check_alive(self) -> None:
+        if not self.system.process.alive():
+            raise RuntimeError(
+                f"{self.system.name} exited ({self.system.process.popen.returncode}):\n"
+                f"{self.system.process.tail()}"
+            )
+
+    def wait_all(self, model_ids: Sequence[str], started: float) -> list[float]:
+        """Seconds from ``started`` until each model answers (one waiter thread each)."""
+        answered: list[float] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+
+        def wait(model_id: str) -> None:
+            try:
+                _, done = self.observer.wait_answering(container_name(model_id), timeout=TIMEOUT)
+                with lock:
+                    answered.append(done - started)
+            except Exception as error:
+                with lock:
+                    failures.append(f"{model_id}: {error!r}")
+
+        waiters = [threading.Thread(target=wait, args=(m,)) for m in model_ids]
+        for waiter in waiters:
+            waiter.start()
+        for waiter in waiters:
+            waiter.join()
+        if failures:
+            self.check_alive()
+            raise RuntimeError(f"{len(failures)} model(s) never answered: {failures[:3]}")
+        return answered
+
+    def running_names(self) -> set[str]:
+        containers = self.direct.api.containers(
+            all=True, filters={"label": f"{CONTROLLER_LABEL}={self.env.controller}"}
+        )
+        return {n.lstrip("/") for c in containers for n in c["Names"]}
+
+    def remove_and_wait(self, model_ids: Sequence[str]) -> float:
+        """Remove the models; seconds until their containers are gone."""
+        names = {container_name(m) for m in model_ids}
+        started = time.monotonic()
+        self.system.remove(model_ids)
+        wait_until(
+            lambda: not (names & self.running_names()),
+            timeout=TIMEOUT,
+            interval=0.1,
+            what=f"{len(names)} container(s) removed by {self.system.name}",
+        )
+        return time.monotonic() - started
+
+    # --- the measurements ---------------------------------------------------------------
+
+    def warm_up(self, timeout: float = 60.0) -> float:
+        """Start the system; seconds until a first model answers (imports, connections)."""
+        started = time.monotonic()
+        self.system.start()
+        ids = self.new_ids("warm", 1)
+        self.system.apply(ids)
+        try:
+            self.observer.wait_answering(container_name(ids[0]), timeout=timeout)
+        except TimeoutError:
+            self.check_alive()
+            raise
+        elapsed = time.monotonic() - started
+        self.remove_and_wait(ids)
+        return elapsed
+
+    def time_to_running(self, reps: int) -> dict[str, Any]:
+        durations = []
+        for _ in range(reps):
+            ids = self.new_ids("one", 1)
+            started = time.monotonic()
+            self.system.apply(ids)
+            durations.append(self.wait_all(ids, started)[0])
+            self.remove_and_wait(ids)
+        return stats.summary(durations)
+
+    def burst(self, n: int) -> dict[str, Any]:
+        ids = self.new_ids(f"burst{n}x", n)
+        started = time.monotonic()
+        self.system.apply(ids)
+        answered = self.wait_all(ids, started)
+        teardown = self.remove_and_wait(ids)
+        return {
+            "n": n,
+            "total": round(max(answered), 4),
+            "per_model": stats.summary(answered),
+            "teardown": round(teardown, 3),
+        }
+
+    def drift(self, reps: int) -> dict[str, Any]:
+        """``docker kill`` each of ``reps`` running models once; seconds to a new answer."""
+        ids = self.new_ids("drift", reps)
+        self.system.apply(ids)
+        self.wait_all(ids, time.monotonic())
+        durations = []
+        for model_id in ids:
+            name = container_name(model_id)
+            old = set(self.observer.started_ids(name))
+            started = time.monotonic()
+            self.direct.api.kill(name)
+            try:
+                _, done = self.observer.wait_answering(name, exclude=old, timeout=60)
+            except TimeoutError:
+                self.check_alive()
+                raise
+            durations.append(done - started)
+        self.remove_and_wait(ids)
+        return stats.summary(durations)
+
+    def idle(self, sizes: Sequence[int], window: float, settle: float) -> list[dict[str, Any]]:
+        """With N models converged and nothing changing: RSS, CPU and Docker requests."""
+        results = []
+        present: list[str] = []
+        for n in sorted(sizes):
+            extra = self.new_ids("idle", n - len(present))
+            if extra:
+                self.system.apply(extra)
+                self.wait_all(extra, time.monotonic())
+                present += extra
+            time.sleep(settle)
+            self.check_alive()
+            pid = self.system.process.pid
+            cpu_before = procstat.cpu_seconds(pid)
+            wall_start, mono_start = time.time(), time.monotonic()
+            rss_samples = []
+            while time.monotonic() - mono_start < window:
+                rss_samples.append(procstat.rss_bytes(pid))
+                time.sleep(min(1.0, max(0.0, window - (time.monotonic() - mono_start))))
+            elapsed = time.monotonic() - mono_start
+            cpu = procstat.cpu_seconds(pid) - cpu_before
+            rss_samples.append(procstat.rss_bytes(pid))
+            requests = self.env.requests_between(wall_start, wall_start + elapsed)
+            kinds = collections.Counter(f"{m} {_shape(p)}" for m, p in requests)
+            results.append(
+                {
+                    "n": n,
+                    "window": round(elapsed, 2),
+                    "rss_mb": round(rss_samples[-1] / 2**20, 1),
+                    "rss_max_mb": round(max(rss_samples) / 2**20, 1),
+                    "cpu_seconds": round(cpu, 3),
+                    "cpu_percent": round(100 * cpu / elapsed, 3),
+                    "requests": len(requests),
+                    "requests_per_minute": round(len(requests) * 60 / elapsed, 1),
+                    "request_kinds": dict(kinds.most_common(8)),
+                    "threads": procstat.thread_count(pid),
+                }
+            )
+            print(f"bench: {self.system.name} idle {results[-1]}", flush=True)
+        if present:
+            self.remove_and_wait(present)
+        return results
+
+    def close(self) -> None:
+        self.observer.close()
+
+
+def _shape(path: str) -> str:
+    """A request path with ids and query values blanked, to group requests by kind."""
+    path = re.sub(r"/v1\.\d+", "", path.partition("?")[0])
+    return re.sub(r"/[0-9a-f]{64}|/mlpt-[^/]+", "/{id}", path)
