@@ -75,7 +75,7 @@ def _bounded_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     if len(str(node.value)) > MAX_INT_CHARS:
         line = node.start_mark.line + 1
         raise ManifestError(f"line {line}: integer longer than {MAX_INT_CHARS} characters")
-    return int(loader.construct_yaml_int(node))  # type: ignore[no-untyped-call]
+    return int(loader.construct_yaml_int(node))
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamps_as_strings)
