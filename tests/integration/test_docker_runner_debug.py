@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -69,7 +70,7 @@ def test_debug_ports_answer_on_localhost_only_for_the_claimer_and_others_name_th
     assert held.host_ports == {"8080": first, "8081": first + 1}
     assert held.debug_holder == claimer.spec.id
     for endpoint in held.debug_endpoints:
-        assert wait_until(lambda e=endpoint: _get(f"{e}/health")) == "ok\n"
+        assert wait_until(functools.partial(_get, f"{endpoint}/health")) == "ok\n"
     gateway = _gateway(docker_env)
     assert _get(f"http://{gateway}:{first}/health") is None  # bound to 127.0.0.1 only
 

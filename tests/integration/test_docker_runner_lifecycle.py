@@ -8,7 +8,7 @@ import pytest
 
 from mlplatform import errors
 from mlplatform.models.spec import container_name
-from mlplatform.runners.base import Action, State
+from mlplatform.runners.base import Action, RunnerStatus, State, Workload
 from mlplatform.runners.docker_runner import DockerRunner
 from tests.support.docker_env import DockerEnv, wait_until
 from tests.support.images import TestImages
@@ -29,7 +29,7 @@ def test_reapplying_an_unchanged_model_keeps_the_container_and_writes_nothing(
     assert {s.container_id for s in again} == {first.container_id}
     assert {s.action for s in again} == {Action.NONE}
     assert _engine_containers(docker_env) == before
-    events = docker_env.client.api.events(
+    events = docker_env.client.api.events(  # type: ignore[call-overload]
         since=since, until=until, decode=True, filters={"container": str(first.container_id)}
     )
     assert [e["Action"] for e in events] == []  # no create, start, stop, destroy, rename...
@@ -95,7 +95,7 @@ def test_the_exit_code_is_observed_and_the_next_apply_replaces_the_stopped_conta
         "exit", test_images.exit, env=[{"name": "EXIT_CODE", "value": "3"}]
     )
     started = docker_runner.apply(workload)
-    ended = wait_until(lambda: (s := docker_runner.observe(workload)).exit_code is not None and s)
+    ended = wait_until(lambda: _ended(docker_runner, workload))
     assert (ended.state, ended.exit_code, ended.oom_killed) == (State.EXITED, 3, False)
     assert ended.container_id == started.container_id
     assert ended.finished_at is not None
@@ -113,7 +113,7 @@ def test_an_oom_kill_is_observed(
 ) -> None:
     workload = docker_env.workload("oom", test_images.oom, resources={"memory": "16Mi"})
     docker_runner.apply(workload)
-    ended = wait_until(lambda: (s := docker_runner.observe(workload)).exit_code is not None and s)
+    ended = wait_until(lambda: _ended(docker_runner, workload))
     assert ended.state is State.EXITED
     assert ended.oom_killed
     assert ended.exit_code == 137
@@ -172,3 +172,8 @@ def test_owned_containers_are_listed_and_removed_by_labels_of_this_controller_on
     docker_runner.remove_owned(owned)
     assert docker_runner.list_owned() == []
     assert docker_env.client.containers.get(str(stranger.id)).status == "running"
+
+
+def _ended(runner: DockerRunner, workload: Workload) -> RunnerStatus | None:
+    status = runner.observe(workload)
+    return status if status.exit_code is not None else None

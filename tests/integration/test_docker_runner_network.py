@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mlplatform.runners.base import MANAGED_BY, State
+import functools
+
+from mlplatform.runners.base import MANAGED_BY, ProbeResult, RunnerStatus, State, Workload
 from mlplatform.runners.docker_runner import DockerRunner
 from tests.support.docker_env import DockerEnv, wait_until
 from tests.support.images import TestImages
@@ -29,9 +31,8 @@ def test_endpoints_answer_from_another_container_on_the_network(
     assert status.endpoints == [f"http://{name}:8080", f"http://{name}:9090"]
 
     for endpoint in status.endpoints:
-        code, output = wait_until(
-            lambda e=endpoint: _answer(docker_env, test_images, f"{e}/health"), timeout=20
-        )
+        answer = functools.partial(_answer, docker_env, test_images, f"{endpoint}/health")
+        code, output = wait_until(answer, timeout=20)
         assert (code, output) == (0, "ok\n")
 
 
@@ -46,7 +47,7 @@ def test_the_readiness_probe_passes_when_the_server_answers(
     probe = {"httpGet": {"path": "/health", "port": 8080}, "timeoutSeconds": 2}
     workload = docker_env.workload("ready", test_images.http, readinessProbe=probe)
     status = docker_runner.apply(workload)
-    result = wait_until(lambda: (r := docker_runner.probe(workload, status)).ok and r)
+    result = wait_until(lambda: _probe(docker_runner, workload, status, ok=True))
     assert "answered 200" in result.message
 
 
@@ -57,7 +58,7 @@ def test_the_readiness_probe_fails_on_a_missing_path_and_a_closed_port(
     workload = docker_env.workload("nready", test_images.http, readinessProbe=missing)
     status = docker_runner.apply(workload)
     wait_until(lambda: docker_runner.observe(workload).state is State.RUNNING)
-    result = wait_until(lambda: (r := docker_runner.probe(workload, status)).message and r)
+    result = wait_until(lambda: _probe(docker_runner, workload, status, ok=False))
     assert not result.ok
     assert "404" in result.message
 
@@ -69,3 +70,10 @@ def test_the_readiness_probe_fails_on_a_missing_path_and_a_closed_port(
     result = docker_runner.probe(workload, status)
     assert not result.ok
     assert "9090" in result.message
+
+
+def _probe(
+    runner: DockerRunner, workload: Workload, status: RunnerStatus, *, ok: bool
+) -> ProbeResult | None:
+    result = runner.probe(workload, status)
+    return result if result.ok is ok else None

@@ -13,7 +13,8 @@ from tests.support.images import TestImages
 def _exec(env: DockerEnv, container_id: str | None, script: str) -> tuple[int, str]:
     container: Container = env.client.containers.get(str(container_id))
     code, output = container.exec_run(["sh", "-c", script])
-    return int(code), output.decode(errors="replace")
+    assert code is not None and isinstance(output, bytes)
+    return code, output.decode(errors="replace")
 
 
 def test_files_written_in_volumes_land_in_the_storage_folder_and_survive_replace_and_delete(

@@ -96,7 +96,7 @@ class Engine:
         """The ``mlplatform.errors`` type for one engine failure (the mapping, in one place)."""
         if isinstance(error, docker.errors.APIError):
             return _api_error(error, doing=doing, image=image)
-        if isinstance(error, docker.errors.DockerException | _UNAVAILABLE):
+        if isinstance(error, (docker.errors.DockerException, *_UNAVAILABLE)):
             return errors.RunnerUnavailable(
                 f"the Docker engine at {self.host} does not answer ({doing}): {_short(error)}"
             )
