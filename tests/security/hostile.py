@@ -71,7 +71,7 @@ def _spec(container: str, model_id: str = '"iris:1"') -> str:
 
 # name → (content builder, expected fragment). Each stays under the 1 MiB file limit unless
 # it is the case about the limit.
-_GENERATED: dict[str, tuple[Callable[[], str], str]] = {
+GENERATED: dict[str, tuple[Callable[[], str], str]] = {
     "huge-id-1mb.yaml": (
         lambda: _spec("image: busybox, ports: [80]", model_id='"' + "a" * 1_000_000 + ':1"'),
         "spec.id: is 1000002 characters long",
@@ -118,7 +118,7 @@ _GENERATED: dict[str, tuple[Callable[[], str], str]] = {
 def generated_cases(folder: Path) -> list[HostileCase]:
     """Write the generated cases into ``folder`` and return them."""
     cases = []
-    for name, (build, expect) in _GENERATED.items():
+    for name, (build, expect) in GENERATED.items():
         path = folder / name
         path.write_text(build(), encoding="utf-8")
         cases.append(HostileCase(path, expect))
