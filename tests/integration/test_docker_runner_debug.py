@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlplatform.runners.base import Action
+from mlplatform import errors
+from mlplatform.runners.base import Action, State
 from mlplatform.runners.docker_runner import DockerRunner
 from tests.support.docker_env import DockerEnv, wait_until
 from tests.support.images import TestImages
@@ -106,6 +107,18 @@ def test_a_model_without_debug_publishes_nothing(
 ) -> None:
     status = debug_runner.apply(docker_env.workload("dbg-e", test_images.http))
     assert (status.debug_endpoints, status.host_ports, status.debug_holder) == ([], {}, None)
+
+
+def test_a_debug_port_taken_on_the_host_is_reported_and_leaves_no_container(
+    docker_env: DockerEnv, debug_runner: DockerRunner, test_images: TestImages, first: int
+) -> None:
+    workload = docker_env.workload("dbg-f", test_images.http, debug=True)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", first))
+        squatter.listen()
+        with pytest.raises(errors.PortInUse, match=str(first)):
+            debug_runner.apply(workload)
+    assert debug_runner.observe(workload).state is State.MISSING
 
 
 def _gateway(env: DockerEnv) -> str:

@@ -101,10 +101,9 @@ class DockerRunner:
         self._require_enabled()
         client = self._engine.client()
         container = self._find(client, workload)
-        if container is None:
-            _, holder = self._debug_claim(client, workload)
-            return self._missing(workload, holder)
         _, holder = self._debug_claim(client, workload)
+        if container is None:
+            return self._missing(workload, holder)
         return self._status(container, workload, action=base.Action.NONE, holder=holder)
 
     def delete(self, workload: base.Workload) -> base.RunnerStatus:
