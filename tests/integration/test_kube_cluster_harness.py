@@ -14,12 +14,14 @@ SPEC = {"id": "harness:1.0", "container": {"image": "busybox:latest", "ports": [
 
 async def test_an_object_created_through_the_harness_reaches_a_kopf_handler() -> None:
     registry = kopf.OperatorRegistry()
-    seen: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
+    seen: asyncio.Queue[tuple[str | None, str, Any]] = asyncio.Queue()
 
     deleted: asyncio.Queue[str] = asyncio.Queue()
 
     @kopf.on.create("mlplatform.dev", "v1alpha1", "mlmodels", id="created", registry=registry)
-    async def created(namespace: str, name: str, spec: Any, **_: Any) -> dict[str, str]:
+    async def created(
+        namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+    ) -> dict[str, str]:
         await seen.put((namespace, name, spec["id"]))
         return {"message": "seen"}
 

@@ -510,8 +510,12 @@ async def running_operator(
     stop_flag = asyncio.Event()
     ready_flag = asyncio.Event()
     started = time.monotonic()
-    task = asyncio.create_task(
-        kopf.operator(
+    # kopf waits (5 s) at exit for every task spawned after its start, taking them for its own;
+    # the task that stops it (e.g. a fixture's teardown) is added to the ignored ones at exit.
+    ignored: set[asyncio.Task[Any]] = set(asyncio.all_tasks())
+
+    async def operate() -> None:
+        tasks = await kopf.spawn_tasks(
             registry=registry,
             settings=settings,
             standalone=True,
@@ -521,9 +525,10 @@ async def running_operator(
             ready_flag=ready_flag,
             vault=cluster.vault(),
             memo=memo,
-        ),
-        name="kopf-operator",
-    )
+        )
+        await kopf.run_tasks(tasks, ignored=ignored)
+
+    task = asyncio.create_task(operate(), name="kopf-operator")
     ready = asyncio.create_task(ready_flag.wait())
     try:
         done, _ = await asyncio.wait(
@@ -551,6 +556,9 @@ async def running_operator(
         yield running
     finally:
         ready.cancel()
+        current = asyncio.current_task()
+        if current is not None:
+            ignored.add(current)
         stop_flag.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=stop_timeout)
