@@ -199,8 +199,8 @@ class BenchEnv:
         wait_until(self.proxy_socket.exists, timeout=10, what="the counting proxy's socket")
         return proxy
 
-    def requests_between(self, start: float, end: float) -> list[tuple[str, str]]:
-        """(method, path) of every proxied request with ``start <= unix time < end``."""
+    def requests_between(self, start: float, end: float) -> list[tuple[float, str, str]]:
+        """(unix time, method, path) of every proxied request with ``start <= time < end``."""
         found = []
         try:
             lines = self.proxy_log.read_text().splitlines()
@@ -210,7 +210,7 @@ class BenchEnv:
             stamp, _, rest = line.partition(" ")
             if start <= float(stamp) < end:
                 method, _, path = rest.partition(" ")
-                found.append((method, path))
+                found.append((float(stamp), method, path))
         return found
 
     def ensure_network(self, client: docker.DockerClient) -> None:

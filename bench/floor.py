@@ -17,7 +17,7 @@ from typing import Any
 
 import docker
 
-from bench import stats
+from bench import scenarios, stats
 from bench.env import BENCH_LABEL, BenchEnv
 from bench.observe import container_address, wait_http
 
@@ -35,15 +35,20 @@ def time_to_running(
     env: BenchEnv, proxied: docker.DockerClient, direct: docker.DockerClient, image: str, reps: int
 ) -> dict[str, Any]:
     durations = []
+    phases = []
     for index in range(reps):
         name = f"mlpt-b{env.token}-floor{index}-1"
-        started = time.monotonic()
+        wall, started = time.time(), time.monotonic()
         container_id = _run(proxied, env, image, name)
         deadline = started + TIMEOUT
         address = container_address(direct, container_id, env.network, deadline=deadline)
-        durations.append(wait_http(address, deadline=deadline) - started)
+        elapsed = wait_http(address, deadline=deadline) - started
+        durations.append(elapsed)
+        phases.append(scenarios.docker_phases(env, wall, wall + elapsed, name))
         direct.api.remove_container(container_id, force=True)
-    return stats.summary(durations)
+    result = stats.summary(durations)
+    result["phases"] = scenarios.phases_summary(phases)
+    return result
 
 
 def burst_once(

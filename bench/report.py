@@ -160,6 +160,22 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        "Where one start's time goes (medians, seconds from the user's action, from the",
+        "counting proxy's log): first Docker request, `POST /containers/create`, `POST .../start`,",
+        "HTTP answer; and the Docker requests made per start.",
+        "",
+        "| system | first request | create | start | answered | requests |",
+        "|---|---|---|---|---|---|",
+    ]
+    named = [("floor (docker-py)", floor)] + [(n, s) for n, s in systems.items()]
+    for name, entry in named:
+        medians = entry.get("time_to_running", {}).get("phases", {}).get("median", {})
+        if medians:
+            cells = [medians.get(k) for k in ("first_request", "create", "start", "answered")]
+            cells.append(medians.get("requests"))
+            lines.append(f"| {name} | " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += [
+        "",
         "## Burst: N models at once (total seconds until all answer; per-model p50/p90)",
         "",
         "| N | system | total | p50 | p90 | ratio to floor | note |",

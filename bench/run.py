@@ -46,7 +46,7 @@ class Plan:
 
 
 FULL = Plan(10, (10, 50, 100), (2, 4, 8), (10, 50, 100), 10, (0, 50, 200), 60.0, 5.0)
-QUICK = Plan(5, (10, 20), (4, 8), (10, 20), 5, (0, 10, 30), 10.0, 2.0)
+QUICK = Plan(5, (10, 20), (4, 8), (10, 20), 5, (0, 20), 31.0, 2.0)
 
 
 def machine(client: docker.DockerClient, token: str) -> dict[str, Any]:

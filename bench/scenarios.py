@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import re
+import statistics
 import threading
 import time
 from collections.abc import Sequence
@@ -113,13 +114,18 @@ class Bench:
 
     def time_to_running(self, reps: int) -> dict[str, Any]:
         durations = []
+        phases = []
         for _ in range(reps):
             ids = self.new_ids("one", 1)
-            started = time.monotonic()
+            wall, started = time.time(), time.monotonic()
             self.system.apply(ids)
-            durations.append(self.wait_all(ids, started)[0])
+            elapsed = self.wait_all(ids, started)[0]
+            durations.append(elapsed)
+            phases.append(docker_phases(self.env, wall, wall + elapsed, container_name(ids[0])))
             self.remove_and_wait(ids)
-        return stats.summary(durations)
+        result = stats.summary(durations)
+        result["phases"] = phases_summary(phases)
+        return result
 
     def burst(self, n: int) -> dict[str, Any]:
         ids = self.new_ids(f"burst{n}x", n)
@@ -177,7 +183,7 @@ class Bench:
             cpu = procstat.cpu_seconds(pid) - cpu_before
             rss_samples.append(procstat.rss_bytes(pid))
             requests = self.env.requests_between(wall_start, wall_start + elapsed)
-            kinds = collections.Counter(f"{m} {_shape(p)}" for m, p in requests)
+            kinds = collections.Counter(f"{m} {shape(p)}" for _, m, p in requests)
             results.append(
                 {
                     "n": n,
@@ -201,7 +207,34 @@ class Bench:
         self.observer.close()
 
 
-def _shape(path: str) -> str:
+def shape(path: str) -> str:
     """A request path with ids and query values blanked, to group requests by kind."""
     path = re.sub(r"/v1\.\d+", "", path.partition("?")[0])
     return re.sub(r"/[0-9a-f]{64}|/mlpt-[^/]+", "/{id}", path)
+
+
+def docker_phases(env: BenchEnv, start: float, end: float, name: str) -> dict[str, Any]:
+    """Where one start's time went, from the proxy's log: seconds from ``start`` to the first
+    Docker request, to the container's create and start requests, and the requests made."""
+    requests = env.requests_between(start, end + 0.001)
+    phases: dict[str, Any] = {"requests": len(requests), "answered": round(end - start, 4)}
+    if requests:
+        phases["first_request"] = round(requests[0][0] - start, 4)
+    for stamp, method, path in requests:
+        if method == "POST" and "/containers/create" in path and name in path:
+            phases.setdefault("create", round(stamp - start, 4))
+        elif method == "POST" and path.partition("?")[0].endswith("/start"):
+            phases.setdefault("start", round(stamp - start, 4))
+    phases["kinds"] = dict(collections.Counter(f"{m} {shape(p)}" for _, m, p in requests))
+    return phases
+
+
+def phases_summary(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of each phase over the repetitions, and the request kinds of the first one."""
+    keys = ("first_request", "create", "start", "answered", "requests")
+    medians = {}
+    for key in keys:
+        values = [p[key] for p in phases if key in p]
+        if values:
+            medians[key] = round(statistics.median(values), 4)
+    return {"median": medians, "example_requests": phases[0]["kinds"] if phases else {}}
