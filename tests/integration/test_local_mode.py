@@ -1,0 +1,368 @@
+"""``mlplatform local`` end to end: the CLI as a subprocess against the real Docker engine.
+
+Each test gets its own controller, network, folders and model ids (``docker_env``), writes
+manifests into ``tmp_path`` and runs ``.venv/bin/mlplatform local`` (the installed entry
+point) with that environment. Conditions are waited for with timeouts, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlplatform.runners.base import LABEL_CONTROLLER, LABEL_MODEL_ID
+from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.images import TestImages
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = ROOT / ".venv" / "bin" / "mlplatform"
+MISSING_IMAGE = "mlpt-missing/none:1"
+
+pytestmark = pytest.mark.docker
+
+
+@dataclass
+class Local:
+    """Manifests in a folder, and ``mlplatform local`` run on them with a private environment."""
+
+    env: DockerEnv
+    folder: Path
+    images: TestImages
+    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def write(self, name: str, image: str | None = None, **spec: Any) -> Path:
+        """A manifest ``<name>.yaml`` for model ``<name>``; ``spec`` keys merge into spec."""
+        container = {
+            "image": image or self.images.http,
+            "ports": [8080],
+            **spec.pop("container", {}),
+        }
+        manifest = {
+            "apiVersion": "mlplatform.dev/v1alpha1",
+            "kind": "MLModel",
+            "metadata": {"name": name, "namespace": "tests"},
+            "spec": {"id": self.env.model_id(name), "container": container, **spec},
+        }
+        path = self.folder / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(manifest))
+        return path
+
+    def environ(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "RUNNERS_DOCKER_ENABLED": "true",
+            "MLPLATFORM_CONTROLLER": self.env.controller,
+            "RUNNERS_DOCKER_NETWORK": self.env.network,
+            "DATA_DIR": str(self.env.data_dir),
+            "MLMODELS_DIR": str(self.env.mlmodels_dir),
+            "STORAGE_DIR": str(self.env.storage_dir),
+            "RUNNERS_DOCKER_TIMEOUT": "30",
+        }
+
+    def run(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        """``mlplatform local FOLDER ARGS`` to completion."""
+        return subprocess.run(
+            [str(CLI), "local", str(self.folder), *args],
+            env=self.environ(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """``mlplatform local FOLDER ARGS`` in the background (watch mode)."""
+        log = (self.folder.parent / f"local-{len(self.processes)}.log").open("w")
+        process = subprocess.Popen(
+            [str(CLI), "local", str(self.folder), "--resync", "5", *args],
+            env=self.environ(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def containers(self, *, running: bool = True) -> dict[str, str]:
+        """This test's model containers: model id → container id (one per id, or it fails)."""
+        found: dict[str, str] = {}
+        # The low-level list: one call, no per-container inspect that a removal could race.
+        for container in self.env.client.api.containers(
+            all=not running, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
+        ):
+            model_id = container["Labels"][LABEL_MODEL_ID]
+            assert model_id not in found, f"two containers for {model_id}"
+            found[model_id] = container["Id"]
+        return found
+
+    def wait_for(
+        self, ok: Callable[[dict[str, str]], bool], *, running: bool = True, timeout: float = 15
+    ) -> dict[str, str]:
+        """The containers, once ``ok(containers)`` holds (TimeoutError otherwise)."""
+
+        def check() -> dict[str, str] | None:
+            found = self.containers(running=running)
+            return found if ok(found) else None
+
+        return wait_until(check, timeout=timeout)
+
+    def ids(self, *names: str) -> set[str]:
+        return {self.env.model_id(name) for name in names}
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+@pytest.fixture
+def local(docker_env: DockerEnv, test_images: TestImages, tmp_path: Path) -> Iterator[Local]:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    helper = Local(docker_env, folder, test_images)
+    try:
+        yield helper
+    finally:
+        helper.stop_all()
+
+
+def _status_items(text: str) -> dict[str, dict[str, Any]]:
+    doc = json.loads(text)
+    return {item["name"]: item for item in doc["items"]}
+
+
+# --- --once -----------------------------------------------------------------------------
+
+
+def test_a_folder_of_three_models_converges_and_once_exits_0(local: Local, tmp_path: Path) -> None:
+    local.write("a")
+    local.write("b", container={"readinessProbe": {"httpGet": {"path": "/health", "port": 8080}}})
+    local.write("c", container={"volumes": ["/storage"]})
+    status_file = tmp_path / "status.json"
+
+    result = local.run("--once", "--timeout", "60", "--status-file", str(status_file))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(local.containers()) == local.ids("a", "b", "c")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("tests ")]
+    assert len(lines) == 3 and all(" Running " in line and " True " in line for line in lines)
+    items = _status_items(status_file.read_text())
+    assert {name: item["status"]["phase"] for name, item in items.items()} == {
+        "a": "Running",
+        "b": "Running",
+        "c": "Running",
+    }
+    assert items["a"]["status"]["endpoints"] == [
+        f"http://{local.env.model_id('a').replace(':', '-')}:8080"
+    ]
+
+
+def test_once_prints_one_json_document_with_output_json(local: Local) -> None:
+    local.write("a")
+
+    result = local.run("--once", "--output", "json")
+
+    assert result.returncode == 0, result.stderr
+    items = _status_items(result.stdout)
+    assert items["a"]["status"]["phase"] == "Running"
+    assert items["a"]["source"].endswith("a.yaml")
+
+
+def test_once_exits_1_quickly_when_a_model_crash_loops_or_its_image_is_missing(
+    local: Local,
+) -> None:
+    local.write("good")
+    local.write(
+        "crash", local.images.exit, container={"env": [{"name": "EXIT_CODE", "value": "3"}]}
+    )
+    local.write("missing", MISSING_IMAGE, container={"imagePullPolicy": "Never"})
+
+    started = time.monotonic()
+    result = local.run("--once", "--timeout", "60", "--output", "json")
+    took = time.monotonic() - started
+
+    assert result.returncode == 1, result.stderr
+    assert took < 50, f"--once waited {took:.0f}s instead of seeing the failures settle"
+    items = _status_items(result.stdout)
+    assert items["good"]["status"]["phase"] == "Running"
+    assert items["crash"]["status"]["phase"] == "Failed"
+    assert "exited with code 3" in items["crash"]["status"]["message"]
+    assert items["missing"]["status"]["phase"] == "Failed"
+    assert MISSING_IMAGE in items["missing"]["status"]["message"]
+
+
+def test_an_invalid_manifest_is_reported_while_the_others_run(local: Local) -> None:
+    local.write("good")
+    bad = local.folder / "bad.yaml"
+    bad.write_text(
+        "apiVersion: mlplatform.dev/v1alpha1\nkind: MLModel\nmetadata: {name: bad}\n"
+        "spec: {id: no-version, container: {image: x, ports: [8080]}}\n"
+    )
+
+    result = local.run("--once", "--timeout", "60")
+
+    assert f"{bad}: spec.id:" in result.stderr
+    assert result.returncode == 1  # every model ran, but a manifest is wrong
+    assert set(local.containers()) == local.ids("good")
+
+
+def test_a_second_model_with_the_same_id_is_refused_and_the_first_runs(local: Local) -> None:
+    local.write("first")
+    second = local.folder / "second.yaml"
+    second.write_text(
+        (local.folder / "first.yaml").read_text().replace("name: first", "name: second")
+    )
+
+    result = local.run("--once", "--timeout", "60")
+
+    assert f"{second}: spec.id:" in result.stderr and "already used by" in result.stderr
+    assert set(local.containers()) == local.ids("first")
+
+
+def test_down_removes_every_container_of_the_manifests_and_keeps_storage(local: Local) -> None:
+    local.write("a", container={"volumes": ["/storage"]})
+    local.write("b")
+    assert local.run("--once").returncode == 0
+    assert set(local.containers()) == local.ids("a", "b")
+
+    result = local.run("--down")
+
+    assert result.returncode == 0, result.stderr
+    assert local.containers(running=False) == {}
+    name, version = local.env.model_id("a").split(":")
+    assert (local.env.storage_dir / "services-ml" / name / version / "storage").is_dir()
+
+
+def test_a_container_whose_manifest_is_gone_is_removed_at_start(local: Local) -> None:
+    local.write("kept")
+    gone = local.write("gone")
+    assert local.run("--once").returncode == 0
+    kept_id = local.containers()[local.env.model_id("kept")]
+    gone.unlink()
+
+    result = local.run("--once")
+
+    assert result.returncode == 0, result.stderr
+    assert local.containers(running=False) == {local.env.model_id("kept"): kept_id}
+
+
+# --- watch mode -------------------------------------------------------------------------
+
+
+def test_editing_one_manifest_replaces_only_its_container_and_deleting_one_removes_only_its(
+    local: Local,
+) -> None:
+    for name in ("a", "b", "c"):
+        local.write(name)
+    local.start()
+    before = local.wait_for(lambda c: set(c) == local.ids("a", "b", "c"), timeout=60)
+
+    local.write("b", container={"env": [{"name": "EDITED", "value": "1"}]})
+    b = local.env.model_id("b")
+    after_edit = local.wait_for(lambda c: c.get(b, before[b]) != before[b])
+    assert {k: v for k, v in after_edit.items() if k != b} == {
+        k: v for k, v in before.items() if k != b
+    }
+
+    (local.folder / "c.yaml").unlink()
+    c = local.env.model_id("c")
+    after_delete = local.wait_for(lambda m: c not in m, running=False)
+    assert after_delete == {k: v for k, v in after_edit.items() if k != c}
+
+
+def test_a_model_added_while_watching_is_started(local: Local) -> None:
+    local.write("first")
+    local.start()
+    wait_until(lambda: set(local.containers()) == local.ids("first"), timeout=60)
+
+    local.write("second")
+
+    wait_until(lambda: set(local.containers()) == local.ids("first", "second"), timeout=15)
+
+
+def test_sigterm_stops_watching_and_leaves_the_models_running(local: Local) -> None:
+    local.write("a")
+    process = local.start()
+    running = local.wait_for(lambda c: set(c) == local.ids("a"), timeout=60)
+
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(15) == 0
+    assert local.containers() == running
+
+
+def test_killing_the_process_mid_way_and_starting_again_leaves_one_container_per_model(
+    local: Local,
+) -> None:
+    names = [f"m{i}" for i in range(5)]
+    for name in names:
+        local.write(name)
+    process = local.start()
+    wait_until(lambda: len(local.containers(running=False)) >= 1, timeout=60, interval=0.02)
+
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    result = local.run("--once", "--timeout", "60")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    # ``containers`` fails on a second container for one model id.
+    assert set(local.containers(running=False)) == local.ids(*names)
+
+
+# --- the demo model ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def iris_image() -> str:
+    """The demo image, built offline by demo/build-image.sh (a minute the first time)."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "demo" / "build-image.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return "mlplatform-demo/iris:1"
+
+
+def test_the_demo_model_answers_a_prediction_with_a_class(local: Local, iris_image: str) -> None:
+    example = yaml.safe_load((ROOT / "manifests/examples/local/iris.yaml").read_text())
+    example["spec"]["id"] = local.env.model_id("iris")
+    example["spec"]["debug"] = False  # the host port may be in use; ask over the network
+    assert example["spec"]["container"]["image"] == iris_image
+    (local.folder / "iris.yaml").write_text(yaml.safe_dump(example))
+
+    result = local.run("--once", "--timeout", "120")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    host = local.env.model_id("iris").replace(":", "-")
+    code, output = local.env.client_run(
+        local.images.http,
+        [
+            "wget",
+            "-qO-",
+            "--header",
+            "Content-Type: application/json",
+            "--post-data",
+            '{"features": [6.7, 3.0, 5.2, 2.3]}',
+            f"http://{host}:8080/predict",
+        ],
+    )
+    assert code == 0, output
+    answer = json.loads(output)
+    assert answer["class"] == "virginica"
+    name, version = local.env.model_id("iris").split(":")
+    log = local.env.storage_dir / "services-ml" / name / version / "storage" / "predictions.jsonl"
+    assert json.loads(log.read_text().splitlines()[-1])["class"] == "virginica"
