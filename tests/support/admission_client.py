@@ -20,7 +20,7 @@ import json
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,18 +88,34 @@ class AdmissionClient:
         assert response["uid"] == uid
         return response
 
-    async def wait_until_denied(
-        self, obj: Mapping[str, Any], *, timeout: float = 10.0
+    async def wait_for_verdict(
+        self,
+        obj: Mapping[str, Any],
+        predicate: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 10.0,
     ) -> dict[str, Any]:
-        """Review ``obj`` until it is denied (e.g. until the id index has caught up)."""
+        """Review ``obj`` until ``predicate(response)`` holds (the id index follows a watch)."""
         deadline = time.monotonic() + timeout
         while True:
             response = await self.review(admission.VALIDATE_ID, obj)
-            if not response["allowed"]:
+            if predicate(response):
                 return response
             if time.monotonic() > deadline:
-                raise TimeoutError(f"still allowed after {timeout}s: {response}")
-            await asyncio.sleep(0.05)
+                raise TimeoutError(f"no expected verdict after {timeout}s; last: {response}")
+            await asyncio.sleep(0.02)
+
+    async def wait_until_denied(
+        self, obj: Mapping[str, Any], *, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Review ``obj`` until it is denied."""
+        return await self.wait_for_verdict(obj, lambda r: not r["allowed"], timeout=timeout)
+
+    async def wait_until_allowed(
+        self, obj: Mapping[str, Any], *, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Review ``obj`` until it is allowed."""
+        return await self.wait_for_verdict(obj, lambda r: bool(r["allowed"]), timeout=timeout)
 
 
 def patch_ops(response: Mapping[str, Any]) -> list[dict[str, Any]]:
