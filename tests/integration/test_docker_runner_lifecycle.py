@@ -37,8 +37,7 @@ def test_reapplying_an_unchanged_model_keeps_the_container_and_writes_nothing(
 
 def _engine_containers(env: DockerEnv) -> list[tuple[str, str, str]]:
     return sorted(
-        (str(c.id), c.status, c.attrs["State"]["StartedAt"])
-        for c in env.client.containers.list(all=True)
+        (str(c.id), c.status, c.attrs["State"]["StartedAt"]) for c in env.session_containers()
     )
 
 

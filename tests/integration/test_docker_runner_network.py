@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 from mlplatform.runners.base import MANAGED_BY, ProbeResult, RunnerStatus, State, Workload
 from mlplatform.runners.docker_runner import DockerRunner
@@ -77,3 +78,13 @@ def _probe(
 ) -> ProbeResult | None:
     result = runner.probe(workload, status)
     return result if result.ok is ok else None
+
+
+def test_concurrent_first_applies_create_one_network(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    workloads = [docker_env.workload(f"par{i}", test_images.http) for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(docker_runner.apply, workloads))
+    assert all(s.container_id for s in statuses)
+    assert len(docker_env.client.networks.list(names=[docker_env.network])) == 1

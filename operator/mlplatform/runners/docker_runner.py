@@ -51,6 +51,7 @@ import docker
 import docker.errors
 import docker.utils
 from docker.models.containers import Container
+from docker.models.networks import Network
 
 from mlplatform import errors
 from mlplatform.config import Settings
@@ -80,6 +81,7 @@ class DockerRunner:
         self._settings = settings
         self._engine = Engine(settings)
         self._debug_lock = threading.Lock()
+        self._network_lock = threading.Lock()
 
     def close(self) -> None:
         """Drop the engine connection (a later call connects again)."""
@@ -263,20 +265,27 @@ class DockerRunner:
         )
 
     def _ensure_network(self, client: docker.DockerClient) -> None:
+        """The models' network exists afterwards, exactly once under its name."""
         name = self._settings.runners_docker_network
-        with self._engine.guard(f"inspect network {name}"):
-            if any(n.name == name for n in client.networks.list(names=[name])):
+        with self._network_lock:
+            if self._networks(client, name):
                 return
-        labels = {base.LABEL_MANAGED_BY: base.MANAGED_BY}
-        try:
+            labels = {base.LABEL_MANAGED_BY: base.MANAGED_BY}
             with self._engine.guard(f"create network {name}"):
-                client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
-        except errors.RunnerError as error:
-            # Another process created it in between: fine. Anything else is an error.
-            if not isinstance(error.__cause__, docker.errors.APIError) or (
-                error.__cause__.status_code != 409
-            ):
-                raise
+                created = client.networks.create(
+                    name, driver="bridge", labels=labels, check_duplicate=True
+                )
+            # The engine does not make names unique: if another process created one at the
+            # same moment, every racer keeps the oldest and removes its own.
+            same = self._networks(client, name)
+            oldest = min(same, key=lambda n: (str(n.attrs.get("Created")), str(n.id)))
+            if oldest.id != created.id:
+                with contextlib.suppress(errors.RunnerError), self._engine.guard("remove network"):
+                    created.remove()
+
+    def _networks(self, client: docker.DockerClient, name: str) -> list[Network]:
+        with self._engine.guard(f"inspect network {name}"):
+            return [n for n in client.networks.list(names=[name]) if n.name == name]
 
     def _ensure_image(self, client: docker.DockerClient, image: str, policy: PullPolicy) -> bool:
         """S4: the image is present afterwards, or a typed error names it. True if pulled."""
