@@ -92,3 +92,54 @@ class KubeApi:
             for item in listing.get("items", [])
             if item.get("metadata", {}).get("uid")
         }
+
+
+PEERING_GROUP = "kopf.dev"
+PEERING_VERSION = "v1"
+
+
+def ensure_peering(api: KubeApi, name: str, namespaces: Collection[str] = ()) -> None:
+    """Create kopf's peering object(s) ``name`` if absent (kopf needs them for a named peering)."""
+    objects = api._objects
+    try:
+        if namespaces:
+            for namespace in namespaces:
+                body = {
+                    "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+                    "kind": "KopfPeering",
+                    "metadata": {"name": name, "namespace": namespace},
+                }
+                _create_ignoring_conflict(
+                    lambda b=body, ns=namespace: objects.create_namespaced_custom_object(
+                        PEERING_GROUP, PEERING_VERSION, ns, "kopfpeerings", b
+                    )
+                )
+        else:
+            body = {
+                "apiVersion": f"{PEERING_GROUP}/{PEERING_VERSION}",
+                "kind": "ClusterKopfPeering",
+                "metadata": {"name": name},
+            }
+            _create_ignoring_conflict(
+                lambda: objects.create_cluster_custom_object(
+                    PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", body
+                )
+            )
+    except kubernetes.client.exceptions.ApiException as error:
+        raise PeeringUnavailable(
+            f'cannot create the kopf peering "{name}" ({error.status} {error.reason}); '
+            "install the kopf.dev peering CRDs (manifests/base/peering-crds.yaml) "
+            "or run with --standalone"
+        ) from error
+
+
+class PeeringUnavailable(Exception):
+    """Raised when the peering object can neither be found nor created."""
+
+
+def _create_ignoring_conflict(create: Any) -> None:
+    try:
+        create()
+    except kubernetes.client.exceptions.ApiException as error:
+        if error.status != 409:  # 409: it exists already
+            raise

@@ -82,6 +82,7 @@ class Controller:
         self._drift: DriftWatcher | None = None
         self._gc_task: asyncio.Task[None] | None = None
         self._gc_wanted = asyncio.Event()
+        self._stopping = False
 
     # --- the process's life (kopf start-up and clean-up activities) -----------------------
 
@@ -95,13 +96,17 @@ class Controller:
         self._gc_task = asyncio.create_task(self._gc_loop(), name="mlplatform-gc")
 
     async def stop(self) -> None:
+        """Stop the loops and let in-flight runner calls finish (a half-made container
+        would otherwise race the next operator's adoption of it)."""
+        self._stopping = True
+        self.wake_all()
         if self._gc_task is not None:
             self._gc_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gc_task
         if self._drift is not None:
             await asyncio.to_thread(self._drift.stop)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
     # --- waking loops --------------------------------------------------------------------
 
@@ -147,9 +152,12 @@ class Controller:
         previous = status_patching.parse(body.get("status"))
         written: Mapping[str, Any] | None = None  # the status as we last wrote it
         try:
-            while not stopped:
+            while not stopped and not self._stopping:
                 waker.clear()
-                outcome = await self._run(self._reconcile_sync, uid, body, previous)
+                try:
+                    outcome = await self._run(self._reconcile_sync, uid, body, previous)
+                except _ExecutorClosed:
+                    return
                 if outcome is None:  # marked for deletion
                     return
                 base = written if written is not None else body.get("status") or {}
@@ -295,11 +303,19 @@ class Controller:
             return self._locks.setdefault(uid, threading.Lock())
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except RuntimeError as error:  # the executor is shut down: the operator is exiting
+            raise _ExecutorClosed(str(error)) from error
+        return await future
 
     def _post(self, body: kopf.Body, events: Collection[Event]) -> None:
         for event in events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+class _ExecutorClosed(Exception):
+    """Raised when work is submitted after ``stop``: the operator is exiting."""
 
 
 def _invalid(previous: MLModelStatus | None, generation: Any, message: str) -> Outcome:

@@ -41,3 +41,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-format", choices=["plain", "full", "json"], default="full")
     parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument(
+        "--webhook-cert-dir",
+        default="/tmp/mlplatform-webhook",
+        help="directory with tls.crt/tls.key/ca.crt (e.g. a cert-manager Secret); "
+        "a self-signed pair is generated there when absent",
+    )
+    parser.add_argument(
+        "--webhook-managed",
+        default=None,
+        metavar="NAME",
+        help="let the operator create/patch the webhook configurations NAME with its CA "
+        "(for clusters without cert-manager)",
+    )
+    parser.add_argument(
+        "--resync-interval",
+        type=float,
+        default=60.0,
+        help="seconds between full resyncs of every model (safety net for missed events)",
+    )
+    parser.add_argument(
+        "--delete-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a deletion waits for an unreachable runner before releasing the object",
+    )
