@@ -10,6 +10,7 @@ There is no floor for drift repair: raw Docker does not replace a killed contain
 from __future__ import annotations
 
 import concurrent.futures
+import secrets
 import threading
 import time
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any
 
 import docker
 
-from bench import scenarios, stats
+from bench import phases, stats
 from bench.env import BENCH_LABEL, BenchEnv
 from bench.observe import container_address, wait_http
 
@@ -31,24 +32,56 @@ def _run(client: docker.DockerClient, env: BenchEnv, image: str, name: str) -> s
     return str(container.id)
 
 
-def time_to_running(
-    env: BenchEnv, proxied: docker.DockerClient, direct: docker.DockerClient, image: str, reps: int
-) -> dict[str, Any]:
-    durations = []
-    phases = []
-    for index in range(reps):
-        name = f"mlpt-b{env.token}-floor{index}-1"
+class Floor:
+    """The floor's measurements for one run: its clients, image and names."""
+
+    def __init__(
+        self, env: BenchEnv, proxied: docker.DockerClient, direct: docker.DockerClient, image: str
+    ) -> None:
+        self.env = env
+        self.proxied = proxied
+        self.direct = direct
+        self.image = image
+        self._count = 0
+        self.best_threads: dict[int, int] = {}
+
+    def one(self) -> tuple[float, dict[str, Any]]:
+        """One container to running: (seconds, where the time went); removed after."""
+        name = f"mlpt-b{self.env.token}-floor{self._count}-1"
+        self._count += 1
         wall, started = time.time(), time.monotonic()
-        container_id = _run(proxied, env, image, name)
+        container_id = _run(self.proxied, self.env, self.image, name)
         deadline = started + TIMEOUT
-        address = container_address(direct, container_id, env.network, deadline=deadline)
+        address = container_address(self.direct, container_id, self.env.network, deadline=deadline)
         elapsed = wait_http(address, deadline=deadline) - started
-        durations.append(elapsed)
-        phases.append(scenarios.docker_phases(env, wall, wall + elapsed, name))
-        direct.api.remove_container(container_id, force=True)
-    result = stats.summary(durations)
-    result["phases"] = scenarios.phases_summary(phases)
-    return result
+        spent = phases.docker_phases(self.env, wall, wall + elapsed, name)
+        self.direct.api.remove_container(container_id, force=True)
+        return elapsed, spent
+
+    def time_to_running(self, reps: int) -> dict[str, Any]:
+        runs = [self.one() for _ in range(reps)]
+        result = stats.summary([elapsed for elapsed, _ in runs])
+        result["phases"] = phases.phases_summary([spent for _, spent in runs])
+        return result
+
+    def burst(self, n: int, threads: int | None = None) -> dict[str, Any]:
+        """N containers at the given (default: the best found) concurrency."""
+        threads = threads or self.best_threads.get(n) or 4
+        return burst_once(self.env, self.proxied, self.direct, self.image, n=n, threads=threads)
+
+    def find_best(self, sizes: Sequence[int], thread_counts: Sequence[int]) -> dict[str, Any]:
+        """For each N, every thread count tried; the best (smallest total) is kept."""
+        results: dict[str, Any] = {}
+        for n in sizes:
+            tries = [self.burst(n, t) for t in thread_counts]
+            good = [t for t in tries if t["total"] is not None]
+            best = min(good, key=lambda t: t["total"]) if good else None
+            if best:
+                self.best_threads[n] = best["threads"]
+            results[str(n)] = {"best": best, "tries": tries}
+            shown = ", ".join(f"T={t['threads']}: {t['total']}s" for t in tries)
+            print(f"bench: floor burst N={n}: {shown}", flush=True)
+        return results
 
 
 def burst_once(
@@ -79,7 +112,8 @@ def burst_once(
                 errors.append(repr(error))
 
     def start(index: int) -> None:
-        container_id = _run(proxied, env, image, f"mlpt-b{env.token}-burst{n}x{threads}n{index}-1")
+        name = f"mlpt-b{env.token}-fb{n}x{threads}n{index}-{secrets.token_hex(2)}"
+        container_id = _run(proxied, env, image, name)
         waiter = threading.Thread(target=wait, args=(container_id,))
         with lock:
             waiters.append(waiter)
@@ -98,24 +132,3 @@ def burst_once(
     result["per_model"] = stats.summary(answered)
     env.remove_containers(direct, models=False)
     return result
-
-
-def burst(
-    env: BenchEnv,
-    proxied: docker.DockerClient,
-    direct: docker.DockerClient,
-    image: str,
-    *,
-    sizes: Sequence[int],
-    thread_counts: Sequence[int],
-) -> dict[str, Any]:
-    """For each N, every thread count tried; the best (smallest total) is the floor."""
-    results: dict[str, Any] = {}
-    for n in sizes:
-        tries = [burst_once(env, proxied, direct, image, n=n, threads=t) for t in thread_counts]
-        good = [t for t in tries if t["total"] is not None]
-        best = min(good, key=lambda t: t["total"]) if good else None
-        results[str(n)] = {"best": best, "tries": tries}
-        shown = ", ".join(f"T={t['threads']}: {t['total']}s" for t in tries)
-        print(f"bench: floor burst N={n}: {shown}", flush=True)
-    return results

@@ -18,15 +18,27 @@ RSS_MB = 150.0
 CPU_PERCENT = 1.0
 
 
-def _floor_burst(results: dict[str, Any], n: int) -> float | None:
+def floor_ttr(results: dict[str, Any], system: dict[str, Any]) -> float | None:
+    """The floor's median time to running: the one paired with the system's, else the run's."""
+    paired = system.get("time_to_running", {}).get("floor_paired")
+    if paired:
+        return float(paired["median"])
+    median = results.get("floor", {}).get("time_to_running", {}).get("median")
+    return None if median is None else float(median)
+
+
+def floor_burst(results: dict[str, Any], system: dict[str, Any], n: int) -> float | None:
+    """The floor's burst total at N: the one run right before the system's, else the best."""
+    paired = (system.get("burst", {}).get(str(n)) or {}).get("floor_paired")
+    if paired and paired.get("total") is not None:
+        return float(paired["total"])
     best = (results.get("floor", {}).get("burst", {}).get(str(n)) or {}).get("best")
-    return best["total"] if best else None
+    return float(best["total"]) if best else None
 
 
 def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (target, system): what was measured, the limit, met or not."""
     rows: list[dict[str, Any]] = []
-    floor_ttr = results.get("floor", {}).get("time_to_running", {}).get("median")
     for name, system in results.get("systems", {}).items():
         if system.get("status") != "measured":
             rows.append(
@@ -40,21 +52,22 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
             continue
         ttr = system.get("time_to_running", {}).get("median")
-        ttr_ratio = ratio(ttr, floor_ttr)
+        ttr_floor = floor_ttr(results, system)
+        ttr_ratio = ratio(ttr, ttr_floor)
         rows.append(
             {
                 "system": name,
                 "target": f"time to running ≤ {TTR_RATIO}x floor (median)",
                 "measured": ttr_ratio,
                 "met": None if ttr_ratio is None else ttr_ratio <= TTR_RATIO,
-                "note": f"{ttr}s vs floor {floor_ttr}s",
+                "note": f"{ttr}s vs floor {ttr_floor}s",
             }
         )
         bursts = system.get("burst", {})
-        sizes = [int(n) for n in bursts if _floor_burst(results, int(n)) is not None]
+        sizes = [int(n) for n in bursts if floor_burst(results, system, int(n)) is not None]
         if sizes:
             n = BURST_N if BURST_N in sizes else max(sizes)
-            total, floor = bursts[str(n)]["total"], _floor_burst(results, n)
+            total, floor = bursts[str(n)]["total"], floor_burst(results, system, n)
             measured = ratio(total, floor)
             rows.append(
                 {
@@ -146,17 +159,21 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Time to running, one model (seconds, until GET /health answers)",
         "",
-        "| system | n | median | p90 | min | max | ratio to floor |",
-        "|---|---|---|---|---|---|---|",
+        "Each system's repetitions are paired with floor starts taken right before each one",
+        "(same moment, same background load); the ratio is of the medians.",
+        "",
+        "| system | n | median | p90 | min | max | floor median (paired) | ratio to floor |",
+        "|---|---|---|---|---|---|---|---|",
         f"| floor (docker-py) | {ttr_floor.get('n')} | {ttr_floor.get('median')} | "
-        f"{ttr_floor.get('p90')} | {ttr_floor.get('min')} | {ttr_floor.get('max')} | 1 |",
+        f"{ttr_floor.get('p90')} | {ttr_floor.get('min')} | {ttr_floor.get('max')} | — | 1 |",
     ]
     systems = {k: v for k, v in results.get("systems", {}).items() if v.get("status") == "measured"}
     for name, system in systems.items():
         s = system["time_to_running"]
+        paired = floor_ttr(results, system)
         lines.append(
             f"| {name} | {s['n']} | {s['median']} | {s['p90']} | {s['min']} | {s['max']} | "
-            f"{_cell(ratio(s['median'], ttr_floor.get('median')))} |"
+            f"{_cell(paired)} | {_cell(ratio(s['median'], paired))} |"
         )
     lines += [
         "",
@@ -167,9 +184,13 @@ def markdown(results: dict[str, Any]) -> str:
         "| system | first request | create | start | answered | requests |",
         "|---|---|---|---|---|---|",
     ]
-    named = [("floor (docker-py)", floor)] + [(n, s) for n, s in systems.items()]
+    named = [("floor (docker-py)", ttr_floor)]
+    for name, system in systems.items():
+        named.append((name, system["time_to_running"]))
+        if system["time_to_running"].get("floor_paired"):
+            named.append((f"floor paired with {name}", system["time_to_running"]["floor_paired"]))
     for name, entry in named:
-        medians = entry.get("time_to_running", {}).get("phases", {}).get("median", {})
+        medians = entry.get("phases", {}).get("median", {})
         if medians:
             cells = [medians.get(k) for k in ("first_request", "create", "start", "answered")]
             cells.append(medians.get("requests"))
@@ -177,6 +198,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         "## Burst: N models at once (total seconds until all answer; per-model p50/p90)",
+        "",
+        "Each system's burst is paired with a floor burst of the same N (at the floor's best",
+        "concurrency) taken right before it; the ratio is to that paired floor.",
         "",
         "| N | system | total | p50 | p90 | ratio to floor | note |",
         "|---|---|---|---|---|---|---|",
@@ -199,8 +223,11 @@ def markdown(results: dict[str, Any]) -> str:
             if b:
                 lines.append(
                     f"| {n} | {name} | {b['total']} | {b['per_model']['p50']} | "
-                    f"{b['per_model']['p90']} | {_cell(ratio(b['total'], best and best['total']))}"
-                    f" | teardown {b['teardown']}s |"
+                    f"{b['per_model']['p90']} | "
+                    f"{_cell(ratio(b['total'], floor_burst(results, system, n)))} | "
+                    f"paired floor {_cell(floor_burst(results, system, n))}s "
+                    f"(T={(b.get('floor_paired') or {}).get('threads')}); "
+                    f"teardown {b['teardown']}s |"
                 )
     lines += [
         "",

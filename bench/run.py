@@ -23,8 +23,9 @@ from typing import Any
 import docker
 from tests.support.images import ensure_test_images
 
-from bench import floor, report
+from bench import report
 from bench.env import REPO, BenchEnv
+from bench.floor import Floor
 from bench.scenarios import Bench
 from bench.systems import LocalMode, OperatorMode, System
 
@@ -70,10 +71,10 @@ def machine(client: docker.DockerClient, token: str) -> dict[str, Any]:
 
 
 def measure_system(
-    env: BenchEnv, system: System, direct: docker.DockerClient, plan: Plan
+    env: BenchEnv, system: System, direct: docker.DockerClient, floor: Floor | None, plan: Plan
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"status": "measured"}
-    bench = Bench(env, system, direct)
+    bench = Bench(env, system, direct, floor)
     try:
         result["warm_up"] = round(bench.warm_up(), 3)
         print(f"bench: {system.name} up, first model in {result['warm_up']}s", flush=True)
@@ -147,26 +148,20 @@ def main(argv: list[str] | None = None) -> int:
         proxied = env.proxied_client()
         results["machine"] = machine(direct, env.token)
         env.ensure_network(direct)
-        if "floor" in selected:
+        floor = Floor(env, proxied, direct, images.http) if "floor" in selected else None
+        if floor is not None:
             print("bench: floor (docker-py)", flush=True)
             results["floor"] = {
-                "time_to_running": floor.time_to_running(
-                    env, proxied, direct, images.http, plan.reps
-                ),
-                "burst": floor.burst(
-                    env,
-                    proxied,
-                    direct,
-                    images.http,
-                    sizes=plan.floor_bursts,
-                    thread_counts=plan.floor_threads,
-                ),
+                "time_to_running": floor.time_to_running(plan.reps),
+                "burst": floor.find_best(plan.floor_bursts, plan.floor_threads),
             }
             print(f"bench: floor time to running {results['floor']['time_to_running']}", flush=True)
         for name, make in (("local", LocalMode), ("operator", OperatorMode)):
             if name in selected:
                 print(f"bench: {name}", flush=True)
-                results["systems"][name] = measure_system(env, make(env, images.http), direct, plan)
+                results["systems"][name] = measure_system(
+                    env, make(env, images.http), direct, floor, plan
+                )
     finally:
         env.cleanup()
     results["machine"]["load_after"] = round(os.getloadavg()[0], 2)

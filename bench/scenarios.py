@@ -7,8 +7,6 @@ Times are wall-clock from the user's action (a manifest written, an object creat
 from __future__ import annotations
 
 import collections
-import re
-import statistics
 import threading
 import time
 from collections.abc import Sequence
@@ -18,7 +16,9 @@ import docker
 
 from bench import procstat, stats
 from bench.env import CONTROLLER_LABEL, BenchEnv, wait_until
+from bench.floor import Floor
 from bench.observe import Observer
+from bench.phases import docker_phases, phases_summary, shape
 from bench.systems import System
 
 TIMEOUT = 180.0
@@ -32,8 +32,11 @@ def container_name(model_id: str) -> str:
 class Bench:
     """One system under test, its observer and the run's environment."""
 
-    def __init__(self, env: BenchEnv, system: System, direct: docker.DockerClient) -> None:
+    def __init__(
+        self, env: BenchEnv, system: System, direct: docker.DockerClient, floor: Floor | None
+    ) -> None:
         self.env = env
+        self.floor = floor
         self.system = system
         self.direct = direct
         self.observer = Observer(direct, controller=env.controller, network=env.network)
@@ -113,9 +116,15 @@ class Bench:
         return elapsed
 
     def time_to_running(self, reps: int) -> dict[str, Any]:
-        durations = []
-        phases = []
+        """One model at a time; each repetition paired with a floor start right before it
+        (same moment, same background load), so the ratio compares like with like."""
+        durations, phases = [], []
+        floor_durations, floor_phases = [], []
         for _ in range(reps):
+            if self.floor is not None:
+                elapsed, spent = self.floor.one()
+                floor_durations.append(elapsed)
+                floor_phases.append(spent)
             ids = self.new_ids("one", 1)
             wall, started = time.time(), time.monotonic()
             self.system.apply(ids)
@@ -125,9 +134,14 @@ class Bench:
             self.remove_and_wait(ids)
         result = stats.summary(durations)
         result["phases"] = phases_summary(phases)
+        if floor_durations:
+            result["floor_paired"] = stats.summary(floor_durations)
+            result["floor_paired"]["phases"] = phases_summary(floor_phases)
         return result
 
     def burst(self, n: int) -> dict[str, Any]:
+        """N models at once; the floor's burst of N (best concurrency) right before it."""
+        floor = self.floor.burst(n) if self.floor is not None else None
         ids = self.new_ids(f"burst{n}x", n)
         started = time.monotonic()
         self.system.apply(ids)
@@ -138,6 +152,7 @@ class Bench:
             "total": round(max(answered), 4),
             "per_model": stats.summary(answered),
             "teardown": round(teardown, 3),
+            "floor_paired": floor,
         }
 
     def drift(self, reps: int) -> dict[str, Any]:
@@ -205,36 +220,3 @@ class Bench:
 
     def close(self) -> None:
         self.observer.close()
-
-
-def shape(path: str) -> str:
-    """A request path with ids and query values blanked, to group requests by kind."""
-    path = re.sub(r"/v1\.\d+", "", path.partition("?")[0])
-    return re.sub(r"/[0-9a-f]{64}|/mlpt-[^/]+", "/{id}", path)
-
-
-def docker_phases(env: BenchEnv, start: float, end: float, name: str) -> dict[str, Any]:
-    """Where one start's time went, from the proxy's log: seconds from ``start`` to the first
-    Docker request, to the container's create and start requests, and the requests made."""
-    requests = env.requests_between(start, end + 0.001)
-    phases: dict[str, Any] = {"requests": len(requests), "answered": round(end - start, 4)}
-    if requests:
-        phases["first_request"] = round(requests[0][0] - start, 4)
-    for stamp, method, path in requests:
-        if method == "POST" and "/containers/create" in path and name in path:
-            phases.setdefault("create", round(stamp - start, 4))
-        elif method == "POST" and path.partition("?")[0].endswith("/start"):
-            phases.setdefault("start", round(stamp - start, 4))
-    phases["kinds"] = dict(collections.Counter(f"{m} {shape(p)}" for _, m, p in requests))
-    return phases
-
-
-def phases_summary(phases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Median of each phase over the repetitions, and the request kinds of the first one."""
-    keys = ("first_request", "create", "start", "answered", "requests")
-    medians = {}
-    for key in keys:
-        values = [p[key] for p in phases if key in p]
-        if values:
-            medians[key] = round(statistics.median(values), 4)
-    return {"median": medians, "example_requests": phases[0]["kinds"] if phases else {}}
