@@ -49,7 +49,7 @@ def test_a_changed_spec_replaces_the_container(
     second = docker_runner.apply(changed)
     assert second.action is Action.REPLACED
     assert second.container_id != first.container_id
-    names = [c.name for c in docker_env.client.containers.list(all=True)]
+    names = [c.name for c in docker_env.session_containers()]
     assert names.count(container_name(changed.spec.id)) == 1
     assert "spec changed" in second.message
 

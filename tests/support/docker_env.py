@@ -129,8 +129,15 @@ class DockerEnv:
         return f"mlpt-{name}-{self.token}-{secrets.token_hex(2)}"
 
     def run_helper(self, image: str, *, name: str | None = None, **kwargs: Any) -> Container:
-        """Start (detached) a container that is not a model, labelled for cleanup."""
+        """Start (detached) a container that is not a model, labelled for cleanup.
+
+        It joins this session's network unless ``network`` says otherwise (so tests do not
+        depend on Docker's default bridge).
+        """
         labels = {SESSION_LABEL: self.token, **kwargs.pop("labels", {})}
+        if "network" not in kwargs and "network_mode" not in kwargs:
+            self.ensure_network()
+            kwargs["network"] = self.network
         container: Container = self.client.containers.run(
             image, name=name or self.helper_name("helper"), labels=labels, detach=True, **kwargs
         )
@@ -138,8 +145,7 @@ class DockerEnv:
 
     def client_run(self, image: str, command: list[str], *, timeout: float = 30) -> tuple[int, str]:
         """Run ``command`` as the entrypoint once on the session network; (exit code, output)."""
-        self.ensure_network()
-        container = self.run_helper(image, entrypoint=command, network=self.network)
+        container = self.run_helper(image, entrypoint=command)
         try:
             result = container.wait(timeout=timeout)
             output = container.logs().decode(errors="replace")
