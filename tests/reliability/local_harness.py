@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import yaml
 from docker.models.containers import Container
 
@@ -98,11 +99,17 @@ class LocalRun:
 
     def managed(self, *, running: bool = False) -> list[Container]:
         """Every container of this controller (models), running or not."""
-        return list(
-            self.env.client.containers.list(
-                all=not running, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
-            )
-        )
+        for _ in range(20):
+            try:
+                return list(
+                    self.env.client.containers.list(
+                        all=not running,
+                        filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"},
+                    )
+                )
+            except docker.errors.NotFound:
+                continue  # one went between the list and its inspect: list again
+        raise TimeoutError("the containers kept changing under the listing")
 
     def by_model(self, *, running: bool = False) -> dict[str, list[str]]:
         """Model id → the ids of its containers (more than one is a bug)."""
