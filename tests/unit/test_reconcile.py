@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -70,6 +71,19 @@ def test_a_new_model_gets_a_container_and_becomes_ready(
     assert outcome.status.endpoints == ["http://iris-1.0:8080"]
     assert [e.reason for e in outcome.events] == ["Created"]
     assert list(runner.containers) == ["iris-1.0"]
+
+
+def test_a_just_started_container_is_not_ready_until_it_has_stayed_up(
+    runner: MemoryRunner, clock: Clock
+) -> None:
+    reconciler = Reconciler(lambda _: runner, clock=clock, min_ready=1.0)
+    clock.now = time.time()
+    starting = step(reconciler, workload(), None)
+    assert starting.status.phase == Phase.STARTING
+    assert condition(starting.status, ConditionType.READY) == ("False", Reason.CONTAINER_STARTING)
+    assert starting.requeue_after is not None and 0 < starting.requeue_after <= 1.1
+    clock.now += starting.requeue_after
+    assert step(reconciler, workload(), starting).status.ready
 
 
 def test_reconciling_an_unchanged_model_writes_nothing_and_keeps_transition_times(

@@ -35,6 +35,9 @@ from mlplatform.runners.base import Action, OwnedWorkload, Runner, RunnerStatus,
 # How soon to look again when the runner is unreachable, and while a container is starting.
 UNAVAILABLE_RETRY = 5.0
 STARTING_RETRY = 1.0
+# A container counts as running (and may be Ready) once it has stayed up this long, as
+# Kubernetes' minReadySeconds: one that dies a moment after start is a crash, not a model.
+MIN_READY = 1.0
 
 RunnerFor = Callable[[str], Runner]
 
@@ -112,8 +115,10 @@ class Reconciler:
         backoff: BackoffPolicy | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        min_ready: float = MIN_READY,
     ) -> None:
         self._runner_for = runner_for
+        self.min_ready = min_ready
         self.backoff = backoff or BackoffPolicy()
         self.metrics = metrics or Metrics()
         self._clock = clock
@@ -238,6 +243,12 @@ class Reconciler:
         )
         status.endpoints = list(applied.endpoints)
         status.debug_endpoints = list(applied.debug_endpoints)
+        up = now - started
+        if up < self.min_ready:
+            status.phase = Phase.STARTING
+            status.message = "container started; waiting to see it stay up"
+            step.condition(ConditionType.READY, False, Reason.CONTAINER_STARTING, status.message)
+            return Outcome(status, max(self.min_ready - up, 0.05), tuple(step.events))
         probe = workload.spec.container.readiness_probe
         requeue: float | None = None
         if status.consecutive_failures:

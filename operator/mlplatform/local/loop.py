@@ -88,7 +88,6 @@ class LocalController:
         self._notes: list[str] = []
         self._queue: WorkQueue[str] = WorkQueue()
         self._stopped = threading.Event()
-        self._first_done = threading.Event()
         self._threads: list[threading.Thread] = []
         self._drift: DriftWatcher | None = None
 
@@ -153,8 +152,7 @@ class LocalController:
 
     def start(self, *, watch: bool) -> None:
         """Start the workers; with ``watch``, also the file, drift and resync watchers."""
-        self._spawn(lambda: self._work(first=True), "mlplatform-worker-0")
-        for index in range(1, self._workers):
+        for index in range(self._workers):
             self._spawn(self._work, f"mlplatform-worker-{index}")
         if watch:
             self._spawn(self._watch_files, "mlplatform-files")
@@ -180,12 +178,7 @@ class LocalController:
 
     # --- workers ----------------------------------------------------------------------
 
-    def _work(self, *, first: bool = False) -> None:
-        # One worker goes first: the first apply creates what all models share (the Docker
-        # network), and Docker 20.10 lets concurrent creates make duplicate networks.
-        while not first and not self._first_done.wait(0.5):
-            if self._stopped.is_set():
-                return
+    def _work(self) -> None:
         while not self._stopped.is_set():
             key = self._queue.get()
             if key is None:
@@ -197,7 +190,6 @@ class LocalController:
                 self._queue.add(key, ERROR_RETRY)
             finally:
                 self._queue.done(key)
-                self._first_done.set()
 
     def _process(self, key: str) -> None:
         with self._lock:

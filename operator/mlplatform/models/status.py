@@ -42,6 +42,7 @@ class Reason(enum.StrEnum):
     PROBE_FAILED = "ProbeFailed"
     PROBE_PENDING = "ProbePending"
     CONTAINER_CREATING = "ContainerCreating"
+    CONTAINER_STARTING = "ContainerStarting"
     CONTAINER_EXITED = "ContainerExited"
     OOM_KILLED = "OOMKilled"
     CRASH_LOOP = "CrashLoopBackOff"
