@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
     )
     registry = kopf.OperatorRegistry()
     handlers.register(registry, controller)
+    # A registry of our own has none of kopf's implicit logins: log in as the official client
+    # does (in-cluster service account, else the kubeconfig; KUBECONFIG honoured).
+    kopf.on.login(id="login", registry=registry)(kopf.login_via_client)
     kopf_settings = handlers.configure(kopf.OperatorSettings())
     if args.webhook_port:
         _serve_admission(args, registry, kopf_settings)
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             registry=registry,
             settings=kopf_settings,
             standalone=args.standalone,
-            peering_name=args.peering,
+            peering_name=None if args.standalone else args.peering,
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness or None,
