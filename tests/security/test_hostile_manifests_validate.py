@@ -18,21 +18,6 @@ from tests.security import hostile
 
 # Known bugs in others' modules, pinned here until fixed (strict: a fix turns them into a
 # failure that asks for the marker to go).
-KNOWN_BUGS = {
-    "id-newline.yaml": "models/spec.py _check_id (and the other rules) quote the raw value, so a "
-    "newline in spec.id splits the one-line report and can forge lines in CI output",
-    "huge-volume-1mb.yaml": "models/spec.py _check_volume does not enforce "
-    "rules.VOLUME_MAX_LENGTH (only the CRD's maxLength does): a 1 MB volume path is accepted "
-    "and its storage folder name exceeds NAME_MAX",
-}
-
-
-def _known(name: str) -> list[pytest.MarkDecorator]:
-    if name in KNOWN_BUGS:
-        return [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name])]
-    return []
-
-
 CASES = hostile.corpus_cases()
 # What follows the file name on a report line: optional #DOC, the field, the message.
 _LINE = re.compile(r"(#[0-9]+)?: (?P<field>\([a-z]+\)|[A-Za-z][A-Za-z0-9_.\[\]]*): (?P<msg>.+)")
@@ -53,9 +38,7 @@ def _check_report(lines: list[str], case: hostile.HostileCase) -> None:
     assert any(case.expect in line for line in own), (case.name, case.expect, own[:5])
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(case, marks=_known(case.name)) for case in CASES], ids=str
-)
+@pytest.mark.parametrize("case", CASES, ids=str)
 def test_each_hostile_file_is_refused_with_a_line_naming_the_field(
     case: hostile.HostileCase,
 ) -> None:
@@ -76,8 +59,7 @@ def test_the_whole_hostile_corpus_is_refused_by_the_cli_within_memory_and_cpu_li
     assert verdict.returncode == 1
     assert "valid" not in verdict.stderr
     for case in CASES:
-        if case.name not in KNOWN_BUGS:
-            _check_report(verdict.lines, case)
+        _check_report(verdict.lines, case)
     assert not PWNED.exists(), "a YAML python tag was executed"
 
 
@@ -86,9 +68,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> list[hostile.HostileC
     return hostile.generated_cases(tmp_path_factory.mktemp("hostile"))
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(name, marks=_known(name)) for name in hostile.GENERATED], ids=str
-)
+@pytest.mark.parametrize("name", hostile.GENERATED, ids=str)
 def test_a_huge_manifest_is_refused_in_bounded_time_and_memory(
     generated: list[hostile.HostileCase], name: str
 ) -> None:

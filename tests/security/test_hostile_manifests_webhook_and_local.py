@@ -21,7 +21,6 @@ from mlplatform.models.resource import is_mlmodel, validate_object
 from tests.reliability import figures
 from tests.reliability.local_harness import LocalRun
 from tests.security import hostile
-from tests.security.test_hostile_manifests_validate import KNOWN_BUGS
 from tests.support.admission_client import AdmissionClient, webhook_operator
 from tests.support.kube_cluster import KubeCluster, kube_cluster
 
@@ -30,7 +29,7 @@ def _objects() -> list[tuple[hostile.HostileCase, dict[str, Any]]]:
     """Hostile cases that are one JSON-able MLModel object (what can reach the webhook)."""
     found = []
     for case in hostile.corpus_cases():
-        if case.name in KNOWN_BUGS or case.expect.startswith("("):
+        if case.expect.startswith("("):
             continue
         try:
             docs = documents.parse_yaml(case.path.read_text(encoding="utf-8"))

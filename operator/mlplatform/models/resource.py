@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mlplatform.models.spec import API_GROUP, API_VERSION, KIND, MLModelSpec
+from mlplatform.models.spec import API_GROUP, API_VERSION, KIND, MLModelSpec, shown
 
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -27,7 +27,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
+        # One problem, one line: a user's key or value can never forge a second line.
+        return _one_line(f"{self.field}: {self.message}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,10 @@ def validate_object(obj: object) -> tuple[ValidMLModel | None, list[Problem]]:
         name, namespace = _check_metadata(metadata, problems)
     unknown = sorted(set(obj) - {"apiVersion", "kind", "metadata", "spec", "status"})
     problems.extend(
-        Problem(key or '""', f'unknown field "{key}" is not part of the MLModel API')
+        Problem(
+            key if _PLAIN_KEY.fullmatch(key) else shown(key, 40),
+            f"unknown field {shown(key, 40)} is not part of the MLModel API",
+        )
         for key in unknown
     )
     if "spec" not in obj:
@@ -127,7 +131,8 @@ def _check_metadata(
         problems.append(
             Problem(
                 "metadata.name",
-                f'"{name}" must be a DNS-1123 subdomain (lower-case letters, digits, "-", ".")',
+                f"{shown(name)} must be a DNS-1123 subdomain "
+                '(lower-case letters, digits, "-", ".")',
             )
         )
         name = None
@@ -143,25 +148,23 @@ def _check_metadata(
     return name, namespace
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _describe(value: object) -> str:
     """How a value is shown in a message: its type as the API server names it, and the value."""
     if value is None:
         return "nothing"
-    kinds = {
-        bool: "boolean",
-        int: "integer",
-        float: "number",
-        str: "string",
-        list: "list",
-        dict: "object",
-    }
-    kind = kinds.get(type(value), type(value).__name__)
+    kinds = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list"}
+    kind = kinds.get(type(value), "object" if isinstance(value, dict) else type(value).__name__)
     if isinstance(value, (list, dict)):
         return kind
-    shown = repr(value) if not isinstance(value, str) else f'"{value}"'
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return f"{kind} {shown}"
+    return f"{kind} {shown(value)}"
 
 
 _TYPE_MESSAGES = {
@@ -204,7 +207,7 @@ def _message(detail: Any, loc: list[Any]) -> str:
     value = detail.get("input")
     ctx = detail.get("ctx") or {}
     if kind == "extra_forbidden":
-        return f'unknown field "{loc[-1]}" is not part of the MLModel API'
+        return f"unknown field {shown(loc[-1], 40)} is not part of the MLModel API"
     if kind == "missing":
         return "is required"
     if kind in _TYPE_MESSAGES:

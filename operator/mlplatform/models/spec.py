@@ -8,6 +8,7 @@ unknown fields are refused, and defaults are the field defaults below — nowher
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from typing import Annotated, Any, Literal
@@ -53,6 +54,20 @@ def _cel_schema(*validations: dict[str, JsonValue], **schema: JsonValue) -> dict
     return extra
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """A user's value as a message quotes it: JSON-escaped (no raw newlines), cut at ``limit``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 256 else "an integer of more than 77 digits"
+    if isinstance(value, float):
+        return repr(value)
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        return json.dumps(text[:limit], ensure_ascii=False)[:-1] + '..."'
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _invalid(rule: str, message: str, **context: Any) -> PydanticCustomError:
     return PydanticCustomError(rule, message, context or None)
 
@@ -77,9 +92,9 @@ def _check_id(value: str) -> str:
     if len(value) > rules.ID_MAX_LENGTH:
         raise _invalid("id_length", f"is {len(value)} characters long; {rules.ID_RULE}")
     if value.count(":") != 1:
-        raise _invalid("id_format", f'"{value}" {rules.ID_RULE}')
+        raise _invalid("id_format", f"{shown(value)} {rules.ID_RULE}")
     if not re.fullmatch(rules.ID_PATTERN.strip("^$"), value):
-        raise _invalid("id_format", f'"{value}" {rules.ID_RULE}')
+        raise _invalid("id_format", f"{shown(value)} {rules.ID_RULE}")
     return value
 
 
@@ -129,15 +144,20 @@ def _check_volume(path: str) -> str:
     if ":" in path:
         raise _invalid(
             "volume_bind_syntax",
-            f'"{path}" contains ":" (Docker bind syntax is not allowed); {rules.VOLUME_RULE}',
+            f'{shown(path)} contains ":" (Docker bind syntax is not allowed); {rules.VOLUME_RULE}',
+        )
+    if len(path) > rules.VOLUME_MAX_LENGTH:
+        raise _invalid(
+            "volume_length",
+            f"is {len(path)} characters long, more than {rules.VOLUME_MAX_LENGTH}",
         )
     if ".." in path.split("/"):
-        raise _invalid("volume_traversal", f'"{path}" contains ".."; {rules.VOLUME_RULE}')
+        raise _invalid("volume_traversal", f'{shown(path)} contains ".."; {rules.VOLUME_RULE}')
     if path == "/" or not path.startswith("/"):
         what = "is the root" if path == "/" else "is not absolute"
-        raise _invalid("volume_path", f'"{path}" {what}; {rules.VOLUME_RULE}')
+        raise _invalid("volume_path", f"{shown(path)} {what}; {rules.VOLUME_RULE}")
     if not re.fullmatch(rules.VOLUME_PATTERN.strip("^$"), path):
-        raise _invalid("volume_path", f'"{path}" {rules.VOLUME_RULE}')
+        raise _invalid("volume_path", f"{shown(path)} {rules.VOLUME_RULE}")
     return path
 
 
@@ -165,12 +185,12 @@ def _check_volume_basenames(volumes: list[str]) -> list[str]:
     seen: dict[str, str] = {}
     for path in volumes:
         if path in seen.values():
-            raise _invalid("volume_duplicate", f'path "{path}" is listed twice')
+            raise _invalid("volume_duplicate", f"path {shown(path)} is listed twice")
         base = volume_basename(path)
         if base in seen:
             raise _invalid(
                 "volume_basename",
-                f'base name "{base}" is used twice ("{seen[base]}", "{path}"); '
+                f"base name {shown(base)} is used twice ({shown(seen[base])}, {shown(path)}); "
                 "volume base names must be unique (S3)",
             )
         seen[base] = path
@@ -201,7 +221,8 @@ class EnvVar(_Strict):
         if not re.fullmatch(rules.ENV_NAME_PATTERN.strip("^$"), name):
             raise _invalid(
                 "env_name",
-                f'"{name}" is not a C identifier (letters, digits, _; not starting with a digit)',
+                f"{shown(name)} is not a C identifier "
+                "(letters, digits, _; not starting with a digit)",
             )
         return name
 
@@ -221,22 +242,22 @@ def _check_unique_env(env: list[EnvVar]) -> list[EnvVar]:
 def _check_cpu(value: str | int) -> str | int:
     nano = quantities.parse_cpu(value)
     if nano is None:
-        raise _invalid("cpu", f'"{value}" is not a CPU quantity (e.g. "1", "0.5", "250m")')
+        raise _invalid("cpu", f'{shown(value)} is not a CPU quantity (e.g. "1", "0.5", "250m")')
     if nano <= 0:
-        raise _invalid("cpu", f'"{value}" is zero; a container needs some CPU')
+        raise _invalid("cpu", f"{shown(value)} is zero; a container needs some CPU")
     if nano > quantities.MAX_CPUS * 10**9:
-        raise _invalid("cpu", f'"{value}" is more than {quantities.MAX_CPUS} CPUs')
+        raise _invalid("cpu", f"{shown(value)} is more than {quantities.MAX_CPUS} CPUs")
     return value
 
 
 def _check_memory(value: str | int) -> str | int:
     size = quantities.parse_memory(value)
     if size is None:
-        raise _invalid("memory", f'"{value}" is not a memory quantity (e.g. "512Mi", "1Gi")')
+        raise _invalid("memory", f'{shown(value)} is not a memory quantity (e.g. "512Mi", "1Gi")')
     if size > quantities.MAX_BYTES:
-        raise _invalid("memory", f'"{value}" is more than any machine has (1Pi)')
+        raise _invalid("memory", f"{shown(value)} is more than any machine has (1Pi)")
     if size < rules.MEMORY_MIN_BYTES:
-        raise _invalid("memory", f'"{value}" is below Docker\'s minimum of 6Mi')
+        raise _invalid("memory", f"{shown(value)} is below Docker's minimum of 6Mi")
     return value
 
 
@@ -306,7 +327,7 @@ class HTTPGetAction(_Strict):
     @classmethod
     def _absolute_path(cls, path: str) -> str:
         if not re.fullmatch(rules.HTTP_PATH_PATTERN.strip("^$"), path):
-            raise _invalid("probe_path", f'"{path}" must start with "/" and be a URL path')
+            raise _invalid("probe_path", f'{shown(path)} must start with "/" and be a URL path')
         return path
 
 
@@ -332,7 +353,7 @@ def _check_image(image: str) -> str:
     if not re.fullmatch(rules.IMAGE_PATTERN.strip("^$"), image):
         raise _invalid(
             "image",
-            f'"{image}" is not a valid image reference ([registry/]repository[:tag][@digest], '
+            f"{shown(image)} is not a valid image reference ([registry/]repository[:tag][@digest], "
             "repository in lower case)",
         )
     return image
