@@ -71,10 +71,16 @@ def machine(client: docker.DockerClient, token: str) -> dict[str, Any]:
 
 
 def measure_system(
-    env: BenchEnv, system: System, direct: docker.DockerClient, floor: Floor | None, plan: Plan
+    env: BenchEnv,
+    system: System,
+    direct: docker.DockerClient,
+    *,
+    floor: Floor | None,
+    plan: Plan,
+    profile: Path | None,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"status": "measured"}
-    bench = Bench(env, system, direct, floor)
+    bench = Bench(env, system, direct, floor, profile)
     try:
         result["warm_up"] = round(bench.warm_up(), 3)
         print(f"bench: {system.name} up, first model in {result['warm_up']}s", flush=True)
@@ -124,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="results folder (default: timestamped)"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the systems with py-spy during bursts and idle windows (adds load)",
+    )
     args = parser.parse_args(argv)
     selected = set(args.systems.split(","))
     plan = QUICK if args.quick else FULL
@@ -160,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
             if name in selected:
                 print(f"bench: {name}", flush=True)
                 results["systems"][name] = measure_system(
-                    env, make(env, images.http), direct, floor, plan
+                    env,
+                    make(env, images.http),
+                    direct,
+                    floor=floor,
+                    plan=plan,
+                    profile=folder / "profiles" if args.profile else None,
                 )
     finally:
         env.cleanup()

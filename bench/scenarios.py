@@ -7,9 +7,15 @@ Times are wall-clock from the user's action (a manifest written, an object creat
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
+import shutil
+import signal
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -29,13 +35,55 @@ def container_name(model_id: str) -> str:
     return f"{name}-{version}"
 
 
+@contextlib.contextmanager
+def profiled(env: BenchEnv, pid: int, stage: str, folder: Path | None) -> Iterator[None]:
+    """With ``folder``: py-spy samples ``pid`` (CPU, all threads) for the block; the
+    collapsed stacks go to ``folder/<stage>.txt`` (flamegraph input; biggest first)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if folder is None or not Path(spy).exists():
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / f"{stage}.txt"
+    process = env.spawn(
+        f"py-spy-{stage}",
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--output",
+            str(output),
+        ],
+    )
+    try:
+        yield
+    finally:
+        if process.alive():
+            os.killpg(process.pid, signal.SIGINT)
+            with contextlib.suppress(Exception):
+                process.popen.wait(20)
+        process.stop()
+
+
 class Bench:
     """One system under test, its observer and the run's environment."""
 
     def __init__(
-        self, env: BenchEnv, system: System, direct: docker.DockerClient, floor: Floor | None
+        self,
+        env: BenchEnv,
+        system: System,
+        direct: docker.DockerClient,
+        floor: Floor | None,
+        profile: Path | None = None,
     ) -> None:
         self.env = env
+        self.profile = profile
         self.floor = floor
         self.system = system
         self.direct = direct
@@ -143,9 +191,11 @@ class Bench:
         """N models at once; the floor's burst of N (best concurrency) right before it."""
         floor = self.floor.burst(n) if self.floor is not None else None
         ids = self.new_ids(f"burst{n}x", n)
-        started = time.monotonic()
-        self.system.apply(ids)
-        answered = self.wait_all(ids, started)
+        stage = f"{self.system.name}-burst-{n}"
+        with profiled(self.env, self.system.process.pid, stage, self.profile):
+            started = time.monotonic()
+            self.system.apply(ids)
+            answered = self.wait_all(ids, started)
         teardown = self.remove_and_wait(ids)
         return {
             "n": n,
@@ -191,9 +241,10 @@ class Bench:
             cpu_before = procstat.cpu_seconds(pid)
             wall_start, mono_start = time.time(), time.monotonic()
             rss_samples = []
-            while time.monotonic() - mono_start < window:
-                rss_samples.append(procstat.rss_bytes(pid))
-                time.sleep(min(1.0, max(0.0, window - (time.monotonic() - mono_start))))
+            with profiled(self.env, pid, f"{self.system.name}-idle-{n}", self.profile):
+                while time.monotonic() - mono_start < window:
+                    rss_samples.append(procstat.rss_bytes(pid))
+                    time.sleep(min(1.0, max(0.0, window - (time.monotonic() - mono_start))))
             elapsed = time.monotonic() - mono_start
             cpu = procstat.cpu_seconds(pid) - cpu_before
             rss_samples.append(procstat.rss_bytes(pid))

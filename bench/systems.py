@@ -2,9 +2,10 @@
 
 - ``LocalMode``: ``mlplatform local <folder>`` watching a folder; applying a model writes its
   manifest (atomically: a hidden temporary file renamed into place), removing deletes it.
-- ``OperatorMode``: ``mlplatform operator --standalone`` (real kopf settings) against the
-  KMock emulator (``kube_api.py``, its own process); applying POSTs MLModel objects, removing
-  DELETEs them (the operator's finalizer removes the container).
+- ``OperatorMode``: ``mlplatform operator`` (its real kopf settings, default peering mode)
+  against the KMock emulator (``kube_api.py``, its own process); applying POSTs MLModel
+  objects, removing DELETEs them (the operator's finalizer removes the container). It runs
+  through ``operator_shim.py`` (kopf's default login handlers; see there).
 Both processes reach Docker through the counting proxy (``DOCKER_HOST``).
 """
 
@@ -126,9 +127,9 @@ class OperatorMode:
         self._process = self._env.spawn(
             "mlplatform-operator",
             [
-                str(MLPLATFORM),
+                str(PYTHON),
+                str(REPO / "bench" / "operator_shim.py"),
                 "operator",
-                "--standalone",
                 "--all-namespaces",
                 "--liveness",
                 "",
