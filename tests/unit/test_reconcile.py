@@ -265,6 +265,24 @@ def test_garbage_collection_removes_only_orphans(
         MLModelSpec.model_validate({"id": "gone:1", "container": {"image": "x:1", "ports": [1]}}),
     )
     step(reconciler, other, None)
-    removed = reconciler.collect_garbage(runner, {"alive"})
+    removed = reconciler.collect_garbage(runner, lambda: {"alive"})
+    assert [o.container_name for o in removed] == ["gone-1"]
+    assert list(runner.containers) == ["iris-1.0"]
+
+
+def test_garbage_collection_never_removes_a_workload_created_after_the_listing(
+    reconciler: Reconciler, runner: MemoryRunner
+) -> None:
+    orphan = Workload(
+        Owner("models", "gone", "dead"),
+        MLModelSpec.model_validate({"id": "gone:1", "container": {"image": "x:1", "ports": [1]}}),
+    )
+    step(reconciler, orphan, None)
+
+    def owners_listed_later() -> set[str]:
+        step(reconciler, workload(uid="new"), None)  # created between the two listings
+        return {"new"}
+
+    removed = reconciler.collect_garbage(runner, owners_listed_later)
     assert [o.container_name for o in removed] == ["gone-1"]
     assert list(runner.containers) == ["iris-1.0"]

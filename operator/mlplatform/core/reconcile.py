@@ -30,7 +30,15 @@ from mlplatform.models.status import (
     RunnerDetails,
     set_condition,
 )
-from mlplatform.runners.base import Action, OwnedWorkload, Runner, RunnerStatus, State, Workload
+from mlplatform.runners.base import (
+    Action,
+    OwnedWorkload,
+    Owner,
+    Runner,
+    RunnerStatus,
+    State,
+    Workload,
+)
 
 # How soon to look again when the runner is unreachable, and while a container is starting.
 UNAVAILABLE_RETRY = 5.0
@@ -418,11 +426,26 @@ class Reconciler:
             return Event("Normal", "Removed", f"Removed container {removed.container_name}")
         return None
 
-    def collect_garbage(self, runner: Runner, live_uids: Collection[str]) -> list[OwnedWorkload]:
-        """Remove workloads whose owner (by uid label) is not among ``live_uids``."""
-        orphans = [owned for owned in runner.list_owned() if owned.owner.uid not in live_uids]
-        for owned in orphans:
-            runner.remove_owned(owned)
+    def collect_garbage(
+        self,
+        runner: Runner,
+        live_uids: Callable[[], Collection[str]],
+        *,
+        scope: Callable[[Owner], bool] = lambda _: True,
+    ) -> list[OwnedWorkload]:
+        """Remove the workloads in ``scope`` whose owner (by uid label) is not alive.
+
+        Workloads are listed first and owners second: a workload whose owner is missing from
+        the later listing was orphaned before it, so a model created in between can never
+        lose its new workload.
+        """
+        owned = [o for o in runner.list_owned() if scope(o.owner)]
+        if not owned:
+            return []
+        live = live_uids()
+        orphans = [o for o in owned if o.owner.uid not in live]
+        for orphan in orphans:
+            runner.remove_owned(orphan)
         return orphans
 
 

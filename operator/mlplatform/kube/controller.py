@@ -276,15 +276,11 @@ class Controller:
 
     def collect_garbage(self) -> list[OwnedWorkload]:
         """Remove this controller's containers whose owner no longer exists (blocking)."""
-        owned = [o for o in self.runner.list_owned() if self._serves(o.owner.namespace)]
-        if not owned:
-            return []
-        # Owners are listed after containers (see the module docstring).
-        live = self.api.live_uids(self._plain_namespaces())
-        orphans = [o for o in owned if o.owner.uid not in live]
-        for orphan in orphans:
-            self.runner.remove_owned(orphan)
-        return orphans
+        return self.reconciler.collect_garbage(
+            self.runner,
+            lambda: self.api.live_uids(self._plain_namespaces()),
+            scope=lambda owner: self._serves(owner.namespace),
+        )
 
     def _serves(self, namespace: str) -> bool:
         return not self.namespaces or any(

@@ -289,9 +289,12 @@ class LocalController:
 
     def collect_garbage(self) -> None:
         """Remove this controller's containers whose model is not desired (by owner uid)."""
-        with self._lock:
-            live = {m.workload.owner.uid for m in self._desired.values()}
-            live |= {m.workload.owner.uid for m in self._removing.values()}
+
+        def live() -> set[str]:
+            with self._lock:
+                models = [*self._desired.values(), *self._removing.values()]
+            return {m.workload.owner.uid for m in models}
+
         try:
             removed = self._reconciler.collect_garbage(self._runner, live)
         except errors.RunnerError as error:
