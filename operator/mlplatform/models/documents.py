@@ -19,6 +19,9 @@ from mlplatform.models.spec import API_GROUP
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
+# Nodes (scalars, lists, maps) in one file: a real manifest has a few hundred. Bounds the
+# time of pure-Python parsing (a 1 MiB list of 500 000 items would take ~18 s).
+MAX_NODES = 20_000
 # Longer integer literals are refused: no port or quantity needs them, and Python refuses to
 # print integers of more than 4300 digits (a message quoting one would crash).
 MAX_INT_CHARS = 64
@@ -35,6 +38,7 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def _line(self) -> int:
         event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
@@ -47,6 +51,9 @@ class _BoundedLoader(yaml.SafeLoader):
         if getattr(event, "anchor", None):
             raise ManifestError(f"line {self._line()}: YAML anchors are not allowed in manifests")
         self._depth += 1
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise ManifestError(f"line {self._line()}: more than {MAX_NODES} YAML nodes")
         try:
             if self._depth > MAX_DEPTH:
                 raise ManifestError(f"line {self._line()}: nested deeper than {MAX_DEPTH} levels")
