@@ -61,12 +61,15 @@ KOPF_NEEDS: set[Rule] = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     ("", "namespaces", "list"),
     ("", "namespaces", "watch"),
+    # kopf's documented peering rules (docs/deployment-rbac.yaml: list, watch, patch, get).
     ("kopf.dev", "clusterkopfpeerings", "list"),
     ("kopf.dev", "clusterkopfpeerings", "watch"),
     ("kopf.dev", "clusterkopfpeerings", "patch"),
+    ("kopf.dev", "clusterkopfpeerings", "get"),
     ("kopf.dev", "kopfpeerings", "list"),
     ("kopf.dev", "kopfpeerings", "watch"),
     ("kopf.dev", "kopfpeerings", "patch"),
+    ("kopf.dev", "kopfpeerings", "get"),
 }
 
 
