@@ -8,133 +8,23 @@ point) with that environment. Conditions are waited for with timeouts, never fix
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from mlplatform.runners.base import LABEL_CONTROLLER, LABEL_MODEL_ID
-from tests.support.docker_env import DockerEnv, wait_until
-from tests.support.images import TestImages
+from tests.support.docker_env import wait_until
+from tests.support.local_cli import LocalCli
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / ".venv" / "bin" / "mlplatform"
 MISSING_IMAGE = "mlpt-missing/none:1"
 
 pytestmark = pytest.mark.docker
-
-
-@dataclass
-class Local:
-    """Manifests in a folder, and ``mlplatform local`` run on them with a private environment."""
-
-    env: DockerEnv
-    folder: Path
-    images: TestImages
-    processes: list[subprocess.Popen[str]] = field(default_factory=list)
-
-    def write(self, name: str, image: str | None = None, **spec: Any) -> Path:
-        """A manifest ``<name>.yaml`` for model ``<name>``; ``spec`` keys merge into spec."""
-        container = {
-            "image": image or self.images.http,
-            "ports": [8080],
-            **spec.pop("container", {}),
-        }
-        manifest = {
-            "apiVersion": "mlplatform.dev/v1alpha1",
-            "kind": "MLModel",
-            "metadata": {"name": name, "namespace": "tests"},
-            "spec": {"id": self.env.model_id(name), "container": container, **spec},
-        }
-        path = self.folder / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(manifest))
-        return path
-
-    def environ(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "RUNNERS_DOCKER_ENABLED": "true",
-            "MLPLATFORM_CONTROLLER": self.env.controller,
-            "RUNNERS_DOCKER_NETWORK": self.env.network,
-            "DATA_DIR": str(self.env.data_dir),
-            "MLMODELS_DIR": str(self.env.mlmodels_dir),
-            "STORAGE_DIR": str(self.env.storage_dir),
-            "RUNNERS_DOCKER_TIMEOUT": "30",
-        }
-
-    def run(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-        """``mlplatform local FOLDER ARGS`` to completion."""
-        return subprocess.run(
-            [str(CLI), "local", str(self.folder), *args],
-            env=self.environ(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        """``mlplatform local FOLDER ARGS`` in the background (watch mode)."""
-        log = (self.folder.parent / f"local-{len(self.processes)}.log").open("w")
-        process = subprocess.Popen(
-            [str(CLI), "local", str(self.folder), "--resync", "5", *args],
-            env=self.environ(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.processes.append(process)
-        return process
-
-    def containers(self, *, running: bool = True) -> dict[str, str]:
-        """This test's model containers: model id → container id (one per id, or it fails)."""
-        found: dict[str, str] = {}
-        # The low-level list: one call, no per-container inspect that a removal could race.
-        for container in self.env.client.api.containers(
-            all=not running, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
-        ):
-            model_id = container["Labels"][LABEL_MODEL_ID]
-            assert model_id not in found, f"two containers for {model_id}"
-            found[model_id] = container["Id"]
-        return found
-
-    def wait_for(
-        self, ok: Callable[[dict[str, str]], bool], *, running: bool = True, timeout: float = 15
-    ) -> dict[str, str]:
-        """The containers, once ``ok(containers)`` holds (TimeoutError otherwise)."""
-
-        def check() -> dict[str, str] | None:
-            found = self.containers(running=running)
-            return found if ok(found) else None
-
-        return wait_until(check, timeout=timeout)
-
-    def ids(self, *names: str) -> set[str]:
-        return {self.env.model_id(name) for name in names}
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait(10)
-
-
-@pytest.fixture
-def local(docker_env: DockerEnv, test_images: TestImages, tmp_path: Path) -> Iterator[Local]:
-    folder = tmp_path / "manifests"
-    folder.mkdir()
-    helper = Local(docker_env, folder, test_images)
-    try:
-        yield helper
-    finally:
-        helper.stop_all()
 
 
 def _status_items(text: str) -> dict[str, dict[str, Any]]:
@@ -145,7 +35,9 @@ def _status_items(text: str) -> dict[str, dict[str, Any]]:
 # --- --once -----------------------------------------------------------------------------
 
 
-def test_a_folder_of_three_models_converges_and_once_exits_0(local: Local, tmp_path: Path) -> None:
+def test_a_folder_of_three_models_converges_and_once_exits_0(
+    local: LocalCli, tmp_path: Path
+) -> None:
     local.write("a")
     local.write("b", container={"readinessProbe": {"httpGet": {"path": "/health", "port": 8080}}})
     local.write("c", container={"volumes": ["/storage"]})
@@ -168,7 +60,7 @@ def test_a_folder_of_three_models_converges_and_once_exits_0(local: Local, tmp_p
     ]
 
 
-def test_once_prints_one_json_document_with_output_json(local: Local) -> None:
+def test_once_prints_one_json_document_with_output_json(local: LocalCli) -> None:
     local.write("a")
 
     result = local.run("--once", "--output", "json")
@@ -180,7 +72,7 @@ def test_once_prints_one_json_document_with_output_json(local: Local) -> None:
 
 
 def test_once_exits_1_quickly_when_a_model_crash_loops_or_its_image_is_missing(
-    local: Local,
+    local: LocalCli,
 ) -> None:
     local.write("good")
     local.write(
@@ -202,7 +94,7 @@ def test_once_exits_1_quickly_when_a_model_crash_loops_or_its_image_is_missing(
     assert MISSING_IMAGE in items["missing"]["status"]["message"]
 
 
-def test_an_invalid_manifest_is_reported_while_the_others_run(local: Local) -> None:
+def test_an_invalid_manifest_is_reported_while_the_others_run(local: LocalCli) -> None:
     local.write("good")
     bad = local.folder / "bad.yaml"
     bad.write_text(
@@ -217,7 +109,7 @@ def test_an_invalid_manifest_is_reported_while_the_others_run(local: Local) -> N
     assert set(local.containers()) == local.ids("good")
 
 
-def test_a_second_model_with_the_same_id_is_refused_and_the_first_runs(local: Local) -> None:
+def test_a_second_model_with_the_same_id_is_refused_and_the_first_runs(local: LocalCli) -> None:
     local.write("first")
     second = local.folder / "second.yaml"
     second.write_text(
@@ -230,7 +122,7 @@ def test_a_second_model_with_the_same_id_is_refused_and_the_first_runs(local: Lo
     assert set(local.containers()) == local.ids("first")
 
 
-def test_down_removes_every_container_of_the_manifests_and_keeps_storage(local: Local) -> None:
+def test_down_removes_every_container_of_the_manifests_and_keeps_storage(local: LocalCli) -> None:
     local.write("a", container={"volumes": ["/storage"]})
     local.write("b")
     assert local.run("--once").returncode == 0
@@ -244,7 +136,7 @@ def test_down_removes_every_container_of_the_manifests_and_keeps_storage(local: 
     assert (local.env.storage_dir / "services-ml" / name / version / "storage").is_dir()
 
 
-def test_a_container_whose_manifest_is_gone_is_removed_at_start(local: Local) -> None:
+def test_a_container_whose_manifest_is_gone_is_removed_at_start(local: LocalCli) -> None:
     local.write("kept")
     gone = local.write("gone")
     assert local.run("--once").returncode == 0
@@ -261,7 +153,7 @@ def test_a_container_whose_manifest_is_gone_is_removed_at_start(local: Local) ->
 
 
 def test_editing_one_manifest_replaces_only_its_container_and_deleting_one_removes_only_its(
-    local: Local,
+    local: LocalCli,
 ) -> None:
     for name in ("a", "b", "c"):
         local.write(name)
@@ -281,7 +173,7 @@ def test_editing_one_manifest_replaces_only_its_container_and_deleting_one_remov
     assert after_delete == {k: v for k, v in after_edit.items() if k != c}
 
 
-def test_a_model_added_while_watching_is_started(local: Local) -> None:
+def test_a_model_added_while_watching_is_started(local: LocalCli) -> None:
     local.write("first")
     local.start()
     wait_until(lambda: set(local.containers()) == local.ids("first"), timeout=60)
@@ -291,7 +183,7 @@ def test_a_model_added_while_watching_is_started(local: Local) -> None:
     wait_until(lambda: set(local.containers()) == local.ids("first", "second"), timeout=15)
 
 
-def test_sigterm_stops_watching_and_leaves_the_models_running(local: Local) -> None:
+def test_sigterm_stops_watching_and_leaves_the_models_running(local: LocalCli) -> None:
     local.write("a")
     process = local.start()
     running = local.wait_for(lambda c: set(c) == local.ids("a"), timeout=60)
@@ -303,7 +195,7 @@ def test_sigterm_stops_watching_and_leaves_the_models_running(local: Local) -> N
 
 
 def test_killing_the_process_mid_way_and_starting_again_leaves_one_container_per_model(
-    local: Local,
+    local: LocalCli,
 ) -> None:
     names = [f"m{i}" for i in range(5)]
     for name in names:
@@ -337,7 +229,7 @@ def iris_image() -> str:
     return "mlplatform-demo/iris:1"
 
 
-def test_the_demo_model_answers_a_prediction_with_a_class(local: Local, iris_image: str) -> None:
+def test_the_demo_model_answers_a_prediction_with_a_class(local: LocalCli, iris_image: str) -> None:
     example = yaml.safe_load((ROOT / "manifests/examples/local/iris.yaml").read_text())
     example["spec"]["id"] = local.env.model_id("iris")
     example["spec"]["debug"] = False  # the host port may be in use; ask over the network

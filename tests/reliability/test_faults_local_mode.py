@@ -20,14 +20,14 @@ import pytest
 from mlplatform.models.spec import container_name, split_id
 from mlplatform.runners.base import LABEL_MODEL_ID
 from tests.reliability import figures, private_engine
-from tests.reliability.local_harness import LocalRun
 from tests.support.docker_env import DockerEnv, wait_until
 from tests.support.images import TestImages
+from tests.support.local_cli import LocalCli
 
 pytestmark = pytest.mark.docker
 
 
-def _converge(local: LocalRun, names: list[str], timeout: float = 90) -> None:
+def _converge(local: LocalCli, names: list[str], timeout: float = 90) -> None:
     try:
         wait_until(lambda: local.converged(names), timeout=timeout, interval=0.25)
     except TimeoutError:
@@ -35,7 +35,7 @@ def _converge(local: LocalRun, names: list[str], timeout: float = 90) -> None:
 
 
 def test_sigkill_in_the_middle_of_a_burst_of_20_leaves_one_container_per_model(
-    local: LocalRun,
+    local: LocalCli,
 ) -> None:
     names = [f"burst{i}" for i in range(20)]
     for name in names:
@@ -54,7 +54,7 @@ def test_sigkill_in_the_middle_of_a_burst_of_20_leaves_one_container_per_model(
 
 
 def test_a_killed_or_removed_container_is_recreated_and_a_stranger_with_its_name_is_left_alone(
-    local: LocalRun, docker_env: DockerEnv, test_images: TestImages, tmp_path: Path
+    local: LocalCli, docker_env: DockerEnv, test_images: TestImages, tmp_path: Path
 ) -> None:
     status = tmp_path / "status.json"
     local.write("killed")
@@ -116,7 +116,7 @@ CRASH_WINDOW_SECONDS = 40.0
 
 
 def test_a_crash_looping_model_backs_off_and_its_creations_stay_bounded(
-    local: LocalRun, docker_env: DockerEnv, test_images: TestImages, tmp_path: Path
+    local: LocalCli, docker_env: DockerEnv, test_images: TestImages, tmp_path: Path
 ) -> None:
     status = tmp_path / "status.json"
     model_id = docker_env.model_id("crash")
@@ -143,12 +143,12 @@ def _storage_file(docker_env: DockerEnv, name: str) -> Path:
     return docker_env.storage_dir / "services-ml" / model_name / version / "storage" / "kept"
 
 
-def _running_container(local: LocalRun, name: str) -> str:
+def _running_container(local: LocalCli, name: str) -> str:
     _converge(local, [name])
     return local.by_model(running=True)[local.env.model_id(name)][0]
 
 
-def _read_inside(local: LocalRun, container_id: str) -> str:
+def _read_inside(local: LocalCli, container_id: str) -> str:
     result = local.env.client.containers.get(container_id).exec_run(["cat", "/storage/kept"])
     assert result.exit_code == 0, result.output
     assert isinstance(result.output, bytes)
@@ -156,7 +156,7 @@ def _read_inside(local: LocalRun, container_id: str) -> str:
 
 
 def test_storage_survives_replacement_process_restart_and_delete_then_recreate(
-    local: LocalRun, docker_env: DockerEnv
+    local: LocalCli, docker_env: DockerEnv
 ) -> None:
     local.write("keep", container={"volumes": ["/storage"]})
     process = local.start()
@@ -211,7 +211,7 @@ def test_a_private_engine_stopped_while_models_run_and_changes_are_in_flight_con
     env.client = engine.client()
     folder = tmp_path / "manifests"
     folder.mkdir()
-    local = LocalRun(env, folder, test_images, extra_env={"DOCKER_HOST": engine.host})
+    local = LocalCli(env, folder, test_images, extra_env={"DOCKER_HOST": engine.host})
     status = tmp_path / "status.json"
     try:
         for name in ("e0", "e1", "e2"):

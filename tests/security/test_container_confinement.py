@@ -19,8 +19,8 @@ from docker.models.containers import Container
 from mlplatform.models.spec import split_id
 from mlplatform.runners.base import LABEL_MODEL_ID
 from tests.reliability import figures
-from tests.reliability.local_harness import LocalRun
 from tests.support.docker_env import DockerEnv
+from tests.support.local_cli import LocalCli
 
 pytestmark = pytest.mark.docker
 
@@ -73,7 +73,7 @@ def assert_confined(container: Container, env: DockerEnv) -> None:
 
 
 def test_model_containers_are_confined_and_read_only_where_promised(
-    local: LocalRun, docker_env: DockerEnv
+    local: LocalCli, docker_env: DockerEnv
 ) -> None:
     debug_port = _free_port()
     local.extra_env["RUNNERS_DOCKER_HOST_PORT_DEBUG"] = str(debug_port)

@@ -19,10 +19,10 @@ from mlplatform.kube import admission
 from mlplatform.models import documents
 from mlplatform.models.resource import is_mlmodel, validate_object
 from tests.reliability import figures
-from tests.reliability.local_harness import LocalRun
 from tests.security import hostile
 from tests.support.admission_client import AdmissionClient, webhook_operator
 from tests.support.kube_cluster import KubeCluster, kube_cluster
+from tests.support.local_cli import LocalCli
 
 
 def _objects() -> list[tuple[hostile.HostileCase, dict[str, Any]]]:
@@ -74,7 +74,7 @@ async def test_the_webhook_denies_every_hostile_object_naming_the_field(
 
 
 @pytest.mark.docker
-def test_local_mode_creates_nothing_for_the_hostile_corpus(local: LocalRun) -> None:
+def test_local_mode_creates_nothing_for_the_hostile_corpus(local: LocalCli) -> None:
     for case in hostile.corpus_cases():
         if case.name.startswith("multi-document"):
             continue  # its first document is valid on purpose
