@@ -40,7 +40,17 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (target, system): what was measured, the limit, met or not."""
     rows: list[dict[str, Any]] = []
     for name, system in results.get("systems", {}).items():
-        if system.get("status") != "measured":
+        if system.get("status") == "partial":
+            rows.append(
+                {
+                    "system": name,
+                    "target": "(run incomplete)",
+                    "measured": None,
+                    "met": None,
+                    "note": f"stopped early: {system.get('reason', '')}",
+                }
+            )
+        if system.get("status") not in {"measured", "partial"}:
             rows.append(
                 {
                     "system": name,
@@ -167,9 +177,15 @@ def markdown(results: dict[str, Any]) -> str:
         f"| floor (docker-py) | {ttr_floor.get('n')} | {ttr_floor.get('median')} | "
         f"{ttr_floor.get('p90')} | {ttr_floor.get('min')} | {ttr_floor.get('max')} | — | 1 |",
     ]
-    systems = {k: v for k, v in results.get("systems", {}).items() if v.get("status") == "measured"}
+    systems = {
+        k: v
+        for k, v in results.get("systems", {}).items()
+        if v.get("status") in {"measured", "partial"}
+    }
     for name, system in systems.items():
-        s = system["time_to_running"]
+        s = system.get("time_to_running")
+        if not s:
+            continue
         paired = floor_ttr(results, system)
         lines.append(
             f"| {name} | {s['n']} | {s['median']} | {s['p90']} | {s['min']} | {s['max']} | "
@@ -186,8 +202,8 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     named = [("floor (docker-py)", ttr_floor)]
     for name, system in systems.items():
-        named.append((name, system["time_to_running"]))
-        if system["time_to_running"].get("floor_paired"):
+        named.append((name, system.get("time_to_running", {})))
+        if system.get("time_to_running", {}).get("floor_paired"):
             named.append((f"floor paired with {name}", system["time_to_running"]["floor_paired"]))
     for name, entry in named:
         medians = entry.get("phases", {}).get("median", {})
@@ -237,7 +253,9 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, system in systems.items():
-        d = system["drift"]
+        d = system.get("drift")
+        if not d:
+            continue
         lines.append(f"| {name} | {d['n']} | {d['p50']} | {d['p90']} | {d['min']} | {d['max']} |")
     lines += [
         "",
@@ -260,7 +278,7 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(f"\n{name}, N={row['n']}: {kinds}")
     for name, system in results.get("systems", {}).items():
         if system.get("status") != "measured":
-            lines.append(f"\n**{name}: not measured** — {system.get('reason', '')}")
+            lines.append(f"\n**{name}: {system.get('status')}** — {system.get('reason', '')}")
         elif system.get("warm_up") is not None:
             lines.append(f"\n{name}: process start to first model answering {system['warm_up']}s.")
     lines.append("")
@@ -282,7 +300,7 @@ def plots(results: dict[str, Any], folder: Path) -> list[str]:
     if points:
         burst_ax.plot(*zip(*points, strict=True), "k--o", label="floor (docker-py)")
     for name, system in results.get("systems", {}).items():
-        if system.get("status") != "measured":
+        if system.get("status") not in {"measured", "partial"}:
             continue
         points = sorted((int(n), b["total"]) for n, b in system.get("burst", {}).items())
         if points:
@@ -315,3 +333,16 @@ def write(results: dict[str, Any], folder: Path) -> None:
     results["plots"] = plots(results, folder)
     (folder / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     (folder / "results.md").write_text(markdown(results))
+
+
+def main() -> None:
+    """Re-render a results folder from its ``results.json``: ``python -m bench.report DIR``."""
+    import sys
+
+    folder = Path(sys.argv[1])
+    write(json.loads((folder / "results.json").read_text()), folder)
+    print((folder / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

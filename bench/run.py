@@ -8,6 +8,7 @@ Markdown report and PNG plots. See ``bench/README.md`` for what is measured and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -50,6 +51,25 @@ FULL = Plan(10, (10, 50, 100), (2, 4, 8), (10, 50, 100), 10, (0, 50, 200), 60.0,
 QUICK = Plan(5, (10, 20), (4, 8), (10, 20), 5, (0, 20), 31.0, 2.0)
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in text.split(",") if n.strip())
+
+
+def _overridden(plan: Plan, args: argparse.Namespace) -> Plan:
+    changes: dict[str, Any] = {}
+    if args.reps is not None:
+        changes["reps"] = args.reps
+    if args.bursts is not None:
+        changes["bursts"] = changes["floor_bursts"] = _sizes(args.bursts)
+    if args.drift_reps is not None:
+        changes["drift_reps"] = args.drift_reps
+    if args.idle_sizes is not None:
+        changes["idle_sizes"] = _sizes(args.idle_sizes)
+    if args.idle_window is not None:
+        changes["idle_window"] = args.idle_window
+    return dataclasses.replace(plan, **changes)
+
+
 def machine(client: docker.DockerClient, token: str) -> dict[str, Any]:
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -84,26 +104,25 @@ def measure_system(
     try:
         result["warm_up"] = round(bench.warm_up(), 3)
         print(f"bench: {system.name} up, first model in {result['warm_up']}s", flush=True)
-        result["time_to_running"] = bench.time_to_running(plan.reps)
-        print(f"bench: {system.name} time to running {result['time_to_running']}", flush=True)
+        if plan.reps:
+            result["time_to_running"] = bench.time_to_running(plan.reps)
+            print(f"bench: {system.name} time to running {result['time_to_running']}", flush=True)
         result["burst"] = {}
         for n in plan.bursts:
             result["burst"][str(n)] = bench.burst(n)
             print(
                 f"bench: {system.name} burst N={n} {result['burst'][str(n)]['total']}s", flush=True
             )
-        result["drift"] = bench.drift(plan.drift_reps)
-        print(f"bench: {system.name} drift {result['drift']}", flush=True)
+        if plan.drift_reps:
+            result["drift"] = bench.drift(plan.drift_reps)
+            print(f"bench: {system.name} drift {result['drift']}", flush=True)
         result["idle"] = bench.idle(plan.idle_sizes, plan.idle_window, plan.idle_settle)
     except Exception as error:
         traceback.print_exc()
-        partial = {k: v for k, v in result.items() if k != "status"}
-        result = {
-            "status": "not measured",
-            "reason": f"{type(error).__name__}: {str(error)[:500]}",
-            "partial": partial,
-            "log_tail": system.process.tail(20) if _started(system) else "",
-        }
+        measured = any(k != "status" for k in result)
+        result["status"] = "partial" if measured else "not measured"
+        result["reason"] = f"{type(error).__name__}: {str(error)[:500]}"
+        result["log_tail"] = system.process.tail(20) if _started(system) else ""
     finally:
         bench.close()
         if _started(system):
@@ -135,9 +154,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="sample the systems with py-spy during bursts and idle windows (adds load)",
     )
+    parser.add_argument("--reps", type=int, help="override: time-to-running repetitions (0: skip)")
+    parser.add_argument("--bursts", help="override: comma-separated burst sizes ('' : skip)")
+    parser.add_argument("--drift-reps", type=int, help="override: drift repetitions (0: skip)")
+    parser.add_argument("--idle-sizes", help="override: comma-separated idle N ('' : skip)")
+    parser.add_argument("--idle-window", type=float, help="override: idle window seconds")
     args = parser.parse_args(argv)
     selected = set(args.systems.split(","))
-    plan = QUICK if args.quick else FULL
+    plan = _overridden(QUICK if args.quick else FULL, args)
     started_at = datetime.datetime.now(datetime.UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
     folder = args.out or RESULTS / (stamp + ("-quick" if args.quick else ""))
@@ -163,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if floor is not None:
             print("bench: floor (docker-py)", flush=True)
             results["floor"] = {
-                "time_to_running": floor.time_to_running(plan.reps),
+                "time_to_running": floor.time_to_running(plan.reps) if plan.reps else {},
                 "burst": floor.find_best(plan.floor_bursts, plan.floor_threads),
             }
             print(f"bench: floor time to running {results['floor']['time_to_running']}", flush=True)

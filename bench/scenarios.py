@@ -192,7 +192,14 @@ class Bench:
         floor = self.floor.burst(n) if self.floor is not None else None
         ids = self.new_ids(f"burst{n}x", n)
         stage = f"{self.system.name}-burst-{n}"
-        with profiled(self.env, self.system.process.pid, stage, self.profile):
+        helpers = [
+            profiled(self.env, pid, f"{stage}-{name}", self.profile)
+            for name, pid in self.system.helper_pids().items()
+        ]
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(profiled(self.env, self.system.process.pid, stage, self.profile))
+            for helper in helpers:
+                stack.enter_context(helper)
             started = time.monotonic()
             self.system.apply(ids)
             answered = self.wait_all(ids, started)

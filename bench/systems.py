@@ -45,6 +45,10 @@ class System(Protocol):
 
     def start(self) -> None: ...
 
+    def helper_pids(self) -> dict[str, int]:
+        """Other processes of the system worth profiling (e.g. the API emulator)."""
+        ...
+
     def apply(self, model_ids: Sequence[str]) -> None: ...
 
     def remove(self, model_ids: Sequence[str]) -> None: ...
@@ -73,6 +77,9 @@ class LocalMode:
             [str(MLPLATFORM), "local", str(self.folder)],
             self._env.sut_environ(),
         )
+
+    def helper_pids(self) -> dict[str, int]:
+        return {}
 
     def _path(self, model_id: str) -> Path:
         return self.folder / f"{model_id.partition(':')[0]}.yaml"
@@ -138,6 +145,9 @@ class OperatorMode:
             ],
             environ,
         )
+
+    def helper_pids(self) -> dict[str, int]:
+        return {"kmock": self._api.pid} if self._api is not None else {}
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
