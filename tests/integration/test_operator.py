@@ -112,7 +112,7 @@ async def test_suspending_removes_the_container_and_resuming_brings_it_back(
         stopped = status_of(await cluster.wait_for_phase(NS, "suspend", "Stopped", timeout=30))
         assert not stopped.get("endpoints")
         assert containers_of(docker_env, spec["id"]) == []
-        assert "Removed" in reasons(cluster, "suspend")
+        await until(lambda: "Removed" in reasons(cluster, "suspend"), what="a Removed event")
         await cluster.patch(NS, "suspend", {"spec": {"suspend": False}})
         resumed = await cluster.wait_for_condition(NS, "suspend", "Ready", timeout=30)
         assert status_of(resumed)["observedGeneration"] == 3
@@ -145,7 +145,7 @@ async def test_a_container_removed_outside_the_operator_is_recreated_from_the_ev
         assert after["restartCount"] == 1
         (container,) = containers_of(docker_env, spec["id"])
         assert container.status == "running"
-        assert "Recreating" in reasons(cluster, "drift")
+        await until(lambda: "Recreating" in reasons(cluster, "drift"), what="a Recreating event")
 
 
 async def test_a_crash_looping_model_backs_off_and_reports_its_exit_code(
@@ -177,7 +177,7 @@ async def test_a_crash_looping_model_backs_off_and_reports_its_exit_code(
         assert (ready["status"], ready["reason"]) == ("False", "CrashLoopBackOff")
         # The first restart is immediate, then 0.5 s, 1 s: a loop without back-off is faster.
         assert elapsed >= 0.5 + 1.0
-        assert "BackOff" in reasons(cluster, "crash")
+        await until(lambda: "BackOff" in reasons(cluster, "crash"), what="a BackOff event")
         assert len(containers_of(docker_env, spec["id"])) == 1
 
 
@@ -244,7 +244,10 @@ async def test_deleting_while_the_engine_is_down_is_bounded_and_the_orphan_is_co
             await cluster.delete(NS, "down")
             await cluster.wait_gone(NS, "down", timeout=20)
             assert time.monotonic() - started < 15
-            assert "ContainerNotRemoved" in reasons(cluster, "down")
+            await until(
+                lambda: "ContainerNotRemoved" in reasons(cluster, "down"),
+                what="a ContainerNotRemoved event",
+            )
         assert len(containers_of(docker_env, spec["id"])) == 1  # left behind, for now
         async with operator_running(cluster, docker_env.settings()):
             await until(

@@ -144,6 +144,8 @@ def test_the_generators_reach_accepted_specs_so_the_properties_are_not_vacuous()
         lambda obj: (
             validate_object(obj)[0] is not None and len(obj["spec"]["container"]["volumes"]) > 1
         ),
-        settings=settings(max_examples=2000, deadline=None),
+        # Derandomized: the search is the same on every run, so it cannot pass by luck or fail
+        # by chance on a fresh example database.
+        settings=settings(max_examples=2000, deadline=None, derandomize=True, database=None),
     )
     assert validate_object(found)[0] is not None
