@@ -286,3 +286,21 @@ def test_garbage_collection_never_removes_a_workload_created_after_the_listing(
     removed = reconciler.collect_garbage(runner, owners_listed_later)
     assert [o.container_name for o in removed] == ["gone-1"]
     assert list(runner.containers) == ["iris-1.0"]
+
+
+def test_a_refused_spec_fails_with_its_reason_and_tells_the_user_once(
+    reconciler: Reconciler,
+) -> None:
+    running = step(reconciler, workload(), None)
+    refused = reconciler.refuse(
+        key="models/iris", generation=2, previous=running.status, message="spec.id: bad"
+    )
+    assert refused.status.phase == Phase.FAILED
+    assert refused.status.observed_generation == 2
+    assert refused.status.endpoints == []
+    assert condition(refused.status, ConditionType.READY) == ("False", Reason.INVALID_SPEC)
+    assert [e.reason for e in refused.events] == ["InvalidSpec"]
+    again = reconciler.refuse(
+        key="models/iris", generation=2, previous=refused.status, message="spec.id: bad"
+    )
+    assert again.events == ()

@@ -148,6 +148,20 @@ class Reconciler:
             self.metrics.reconciles.labels(result=result).inc()
             self.metrics.duration.observe(time.monotonic() - started)
 
+    def refuse(
+        self, *, key: str, generation: int | None, previous: MLModelStatus | None, message: str
+    ) -> Outcome:
+        """The status of a model whose spec breaks a rule (nothing is run for it)."""
+        previous = previous or MLModelStatus()
+        status = previous.model_copy(deep=True)
+        status.observed_generation = generation
+        step = _Step(status=status, generation=generation, at=_timestamp(self._clock()))
+        step.not_ready(Phase.FAILED, Reason.INVALID_SPEC, f"invalid spec: {message}")
+        if previous.message != status.message:
+            step.events.append(Event("Warning", Reason.INVALID_SPEC.value, status.message))
+        self.metrics.set_phase(key, status.phase)
+        return Outcome(status, None, tuple(step.events))
+
     def _reconcile(
         self, workload: Workload, generation: int | None, previous: MLModelStatus
     ) -> Outcome:

@@ -43,7 +43,7 @@ from mlplatform.core.reconcile import Event, Outcome, Reconciler
 from mlplatform.kube import status as status_patching
 from mlplatform.kube.api import KubeApi, ObjectGone
 from mlplatform.models.resource import validate_object
-from mlplatform.models.status import ConditionType, MLModelStatus, Phase, Reason, set_condition
+from mlplatform.models.status import MLModelStatus
 from mlplatform.runners.base import OwnedWorkload, Owner, Runner, RunnerEvent, Workload
 
 log = logging.getLogger(__name__)
@@ -193,14 +193,18 @@ class Controller:
             if meta.get("deletionTimestamp"):
                 return None
             generation = meta.get("generation")
+            generation = int(generation) if generation is not None else None
+            owner = Owner(namespace=str(meta.get("namespace", "")), name=str(meta["name"]), uid=uid)
             model, problems = validate_object(snapshot)
             if model is None:
-                return _invalid(previous, generation, "; ".join(map(str, problems)))
-            owner = Owner(namespace=str(meta.get("namespace", "")), name=str(meta["name"]), uid=uid)
+                return self.reconciler.refuse(
+                    key=owner.key,
+                    generation=generation,
+                    previous=previous,
+                    message="; ".join(map(str, problems)),
+                )
             return self.reconciler.reconcile(
-                Workload(owner=owner, spec=model.spec),
-                generation=int(generation) if generation is not None else None,
-                previous=previous,
+                Workload(owner=owner, spec=model.spec), generation=generation, previous=previous
             )
 
     def _write_status(self, body: kopf.Body, patch: Mapping[str, Any]) -> None:
@@ -312,24 +316,3 @@ class Controller:
 
 class _ExecutorClosed(Exception):
     """Raised when work is submitted after ``stop``: the operator is exiting."""
-
-
-def _invalid(previous: MLModelStatus | None, generation: Any, message: str) -> Outcome:
-    """The status of an object that breaks a rule the API server did not enforce."""
-    status = previous.model_copy(deep=True) if previous is not None else MLModelStatus()
-    status.observed_generation = int(generation) if generation is not None else None
-    status.phase = Phase.FAILED
-    status.message = f"invalid spec: {message}"
-    status.endpoints = []
-    status.debug_endpoints = []
-    status.conditions = set_condition(
-        status.conditions,
-        ConditionType.READY,
-        "False",
-        Reason.INVALID_SPEC,
-        status.message,
-        generation=status.observed_generation,
-    )
-    already = previous is not None and previous.message == status.message
-    events = () if already else (Event("Warning", Reason.INVALID_SPEC.value, status.message),)
-    return Outcome(status, None, events)
