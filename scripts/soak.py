@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.reliability.local_harness import LocalRun  # noqa: E402
-from tests.support.docker_env import DockerEnv  # noqa: E402
+from tests.support.docker_env import CreationCounter, DockerEnv, wait_until  # noqa: E402
 from tests.support.images import ensure_test_images  # noqa: E402
+from tests.support.local_cli import LocalCli  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -42,7 +42,7 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def soak(local: LocalRun, *, models: int, minutes: float, seed: int) -> dict[str, object]:
+def soak(local: LocalCli, *, models: int, minutes: float, seed: int) -> dict[str, object]:
     rng = random.Random(seed)
     names = [f"soak{i}" for i in range(models)]
     desired: set[str] = set()
@@ -50,7 +50,7 @@ def soak(local: LocalRun, *, models: int, minutes: float, seed: int) -> dict[str
     for name in names:
         local.write(name)
         desired.add(name)
-    process = local.start("--workers", "4", "--resync", "10")
+    process = local.start("--workers", "4", resync=10)
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
 
@@ -111,43 +111,28 @@ def soak(local: LocalRun, *, models: int, minutes: float, seed: int) -> dict[str
     }
 
 
-def _wait(local: LocalRun, desired: set[str], *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if local.converged(sorted(desired)):
-                return True
-        time.sleep(1.0)
-    return False
+def _wait(local: LocalCli, desired: set[str], *, timeout: float) -> bool:
+    def converged() -> bool:
+        with contextlib.suppress(Exception):  # an engine call failing under load: ask again
+            return local.converged(sorted(desired))
+        return False
+
+    try:
+        wait_until(converged, timeout=timeout, interval=1.0)
+    except TimeoutError:
+        return False
+    return True
 
 
-def crash_loop(local: LocalRun, *, minutes: float) -> dict[str, object]:
-    model_id = local.env.model_id("soakcrash")
-    stream = local.env.client.events(
-        decode=True,
-        filters={
-            "type": "container",
-            "event": "create",
-            "label": f"mlplatform.dev/model-id={model_id}",
-        },
-    )
-    created = [0]
-
-    def read() -> None:
-        with contextlib.suppress(Exception):
-            for _ in stream:
-                created[0] += 1
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+def crash_loop(local: LocalCli, *, minutes: float) -> dict[str, object]:
+    counter = CreationCounter(local.env, local.env.model_id("soakcrash"))
     local.write(
         "soakcrash", local.images.exit, container={"env": [{"name": "EXIT_CODE", "value": "3"}]}
     )
-    time.sleep(minutes * 60)
-    stream.close()
-    reader.join(5)
+    time.sleep(minutes * 60)  # the window is the measurement: creations counted in it
+    created = counter.close()
     local.remove("soakcrash")
-    return {"crash_loop_minutes": minutes, "crash_loop_creations": created[0]}
+    return {"crash_loop_minutes": minutes, "crash_loop_creations": created}
 
 
 def main() -> int:
@@ -163,7 +148,7 @@ def main() -> int:
         env = DockerEnv.create(root / "docker")
         folder = root / "manifests"
         folder.mkdir()
-        local = LocalRun(env, folder, images)
+        local = LocalCli(env, folder, images)
         try:
             figures = soak(local, models=args.models, minutes=args.minutes, seed=args.seed)
             if args.crash_minutes > 0:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from mlplatform.models.spec import container_name, split_id
 from mlplatform.runners.base import LABEL_MODEL_ID
 from tests.reliability import figures, private_engine
-from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.docker_env import CreationCounter, DockerEnv, wait_until
 from tests.support.images import TestImages
 from tests.support.local_cli import LocalCli
 
@@ -81,34 +80,6 @@ def test_a_killed_or_removed_container_is_recreated_and_a_stranger_with_its_name
     assert LABEL_MODEL_ID not in stranger.labels
     assert local.converged(["killed", "removed"])
     figures.add("faults survived", 3)
-
-
-class CreationCounter:
-    """Counts container creations of one model live (the engine keeps only ~256 past events,
-    and other test sessions churn through them, so they cannot be read back afterwards)."""
-
-    def __init__(self, env: DockerEnv, model_id: str) -> None:
-        self.count = 0
-        self._stream = env.client.events(
-            decode=True,
-            filters={
-                "type": "container",
-                "event": "create",
-                "label": f"{LABEL_MODEL_ID}={model_id}",
-            },
-        )
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        with contextlib.suppress(Exception):  # the stream ends with an error when closed
-            for _ in self._stream:
-                self.count += 1
-
-    def close(self) -> int:
-        self._stream.close()
-        self._thread.join(5)
-        return self.count
 
 
 # The crash loop is watched for this long here (the soak script watches two minutes).

@@ -13,6 +13,7 @@ nothing else is ever touched. ``DockerEnv`` hands out:
   (container fields in wire form, camelCase);
 - ``run_helper(image, ...)``: a container that is not a model (a client, a foreign
   container), labelled for cleanup;
+- ``CreationCounter(env, model_id)``: counts a model's container creations live;
 - ``cleanup()``: removes this session's containers (by controller or session label) and
   network; the folders are under a pytest ``tmp_path``.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ from docker.models.containers import Container
 
 from mlplatform.config import Settings
 from mlplatform.models.spec import MLModelSpec
-from mlplatform.runners.base import LABEL_CONTROLLER, Owner, Workload
+from mlplatform.runners.base import LABEL_CONTROLLER, LABEL_MODEL_ID, Owner, Workload
 
 SESSION_LABEL = "dev.mlplatform.test.session"
 T = TypeVar("T")
@@ -193,3 +195,31 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s (last: {value!r})")
         time.sleep(interval)
+
+
+class CreationCounter:
+    """Counts container creations of one model live (the engine keeps only ~256 past events,
+    and other test sessions churn through them, so they cannot be read back afterwards)."""
+
+    def __init__(self, env: DockerEnv, model_id: str) -> None:
+        self.count = 0
+        self._stream = env.client.events(
+            decode=True,
+            filters={
+                "type": "container",
+                "event": "create",
+                "label": f"{LABEL_MODEL_ID}={model_id}",
+            },
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # the stream ends with an error when closed
+            for _ in self._stream:
+                self.count += 1
+
+    def close(self) -> int:
+        self._stream.close()
+        self._thread.join(5)
+        return self.count
