@@ -27,7 +27,6 @@ from mlplatform.kube import handlers
 from mlplatform.kube.api import KubeApi, PeeringUnavailable, ensure_peering
 from mlplatform.kube.controller import Controller
 from mlplatform.runners import select
-from mlplatform.runners.base import Runner
 
 log = logging.getLogger("mlplatform.operator")
 
@@ -50,15 +49,9 @@ def run(args: argparse.Namespace) -> int:
         log_format = "json"
     kopf.configure(verbose=args.verbose, log_format=_LOG_FORMATS[log_format])
 
-    runners: dict[str, Runner] = {}
-
-    def runner_for(kind: str) -> Runner:
-        if kind not in runners:
-            runners[kind] = select.runner_for(kind, settings)
-        return runners[kind]
-
+    runners = select.Runners(settings)
     try:
-        docker_runner = runner_for("docker")
+        docker_runner = runners("docker")
     except errors.ConfigurationError as error:
         log.error("%s", error)
         return 2
@@ -68,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     namespaces: list[str] = list(args.namespace or [])
     api = KubeApi.from_environment()
     controller = Controller(
-        reconciler=Reconciler(runner_for, metrics=metrics),
+        reconciler=Reconciler(runners, metrics=metrics),
         api=api,
         runner=docker_runner,
         namespaces=namespaces,

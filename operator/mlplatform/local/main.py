@@ -30,7 +30,6 @@ from mlplatform.local import desired
 from mlplatform.local.loop import LocalController
 from mlplatform.local.report import Reporter, read_status_file
 from mlplatform.runners import select
-from mlplatform.runners.base import Runner
 
 log = logging.getLogger("mlplatform.local")
 
@@ -50,21 +49,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     return Settings.load(env, **overrides)
 
 
-class Runners:
-    """One runner per ``spec.runner`` kind, made on first use and kept for the process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._made: dict[str, Runner] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, kind: str) -> Runner:
-        with self._lock:
-            if kind not in self._made:
-                self._made[kind] = select.runner_for(kind, self._settings)
-            return self._made[kind]
-
-
 def _configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
@@ -82,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     _configure_logging(settings)
     paths: list[Path] = list(args.paths)
-    runners = Runners(settings)
+    runners = select.Runners(settings)
     reconciler = Reconciler(runners)
     if not settings.runners_docker_enabled:
         log.warning("RUNNERS_DOCKER_ENABLED is not true: models with runner docker will not start")

@@ -1,12 +1,15 @@
 """Which runner serves a model: ``spec.runner`` → a ``Runner`` (S9 leaves room for pods).
 
-``runner_for`` builds a new runner; callers keep it for the life of the process (it holds
-the engine connection). ``docker`` is the Docker runner (imported lazily, so code that never
-runs a model does not need docker-py); ``pod`` is admitted by the schema but not built yet,
-and its runner refuses every call with ``RunnerNotImplemented``.
+``runner_for`` builds a new runner; ``Runners`` builds each kind once and keeps it for the
+life of the process (a runner holds the engine connection). ``docker`` is the Docker runner
+(imported lazily, so code that never runs a model does not need docker-py); ``pod`` is
+admitted by the schema but not built yet, and its runner refuses every call with
+``RunnerNotImplemented``.
 """
 
 from __future__ import annotations
+
+import threading
 
 from mlplatform import errors
 from mlplatform.config import Settings
@@ -55,3 +58,18 @@ def runner_for(kind: RunnerType | str, settings: Settings) -> base.Runner:
 
         return DockerRunner(settings)
     return UnavailableRunner(kind)
+
+
+class Runners:
+    """``spec.runner`` → its runner, each kind made on first use and kept (thread-safe)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._made: dict[str, base.Runner] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str) -> base.Runner:
+        with self._lock:
+            if kind not in self._made:
+                self._made[kind] = runner_for(kind, self._settings)
+            return self._made[kind]
