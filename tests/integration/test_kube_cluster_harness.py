@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from tests.support.kube_cluster import kube_cluster, mlmodel, running_operator
+from tests.support.kube_cluster import kube_cluster, mlmodel, running_operator, until
 
 SPEC = {"id": "harness:1.0", "container": {"image": "busybox:latest", "ports": [8080]}}
 
@@ -85,9 +85,9 @@ async def test_the_operator_posts_events_that_the_harness_can_read() -> None:
 
     async with kube_cluster() as cluster, running_operator(cluster, registry=registry) as op:
         await cluster.create(mlmodel("ev", spec=SPEC))
-        for _ in range(200):
-            if any(e.get("reason") == "Seen" for e in cluster.events(name="ev")):
-                break
-            await asyncio.sleep(0.05)
-        assert any(e.get("reason") == "Seen" for e in cluster.events(name="ev"))
+        await until(
+            lambda: any(e.get("reason") == "Seen" for e in cluster.events(name="ev")),
+            timeout=10,
+            what="a Seen event",
+        )
         assert op.started_in < 10

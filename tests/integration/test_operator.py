@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from mlplatform.core.backoff import BackoffPolicy
 from tests.support.docker_env import DockerEnv
 from tests.support.images import TestImages
-from tests.support.kube_cluster import KubeCluster, free_port, kube_cluster, mlmodel
+from tests.support.kube_cluster import KubeCluster, free_port, kube_cluster, mlmodel, until
 from tests.support.kube_extras import operator_running
 
 pytestmark = pytest.mark.docker
@@ -28,15 +26,6 @@ def containers_of(env: DockerEnv, model_id: str) -> list[Any]:
     return env.client.containers.list(
         all=True, filters={"label": f"mlplatform.dev/model-id={model_id}"}
     )
-
-
-async def until(predicate: Callable[[], bool], *, timeout: float = 20, what: str = "") -> None:
-    """Wait for a condition outside the API (Docker state, events); fail naming it."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 def reasons(cluster: KubeCluster, name: str) -> list[str]:

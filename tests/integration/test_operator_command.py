@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from tests.support.docker_env import DockerEnv
 from tests.support.images import TestImages
-from tests.support.kube_cluster import free_port, kube_cluster, mlmodel
+from tests.support.kube_cluster import free_port, kube_cluster, mlmodel, until
 
 pytestmark = pytest.mark.docker
 
@@ -61,10 +59,11 @@ async def test_the_operator_command_runs_models_from_the_kubeconfig_and_serves_p
             await cluster.create(mlmodel("cmd", namespace="models", spec=spec))
             obj = await cluster.wait_for_condition("models", "cmd", "Ready", timeout=60)
             assert obj["status"]["observedGeneration"] == 1
-            deadline = time.monotonic() + 20
-            while fetch(f"http://127.0.0.1:{liveness}/healthz") is None:
-                assert time.monotonic() < deadline, "no liveness endpoint"
-                await asyncio.sleep(0.2)
+            await until(
+                lambda: fetch(f"http://127.0.0.1:{liveness}/healthz") is not None,
+                timeout=20,
+                what="the liveness endpoint",
+            )
             exposed = fetch(f"http://127.0.0.1:{metrics}/metrics") or ""
             assert 'mlplatform_models{phase="Running"} 1.0' in exposed
             assert 'mlplatform_reconcile_total{result="ok"}' in exposed

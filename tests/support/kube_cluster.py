@@ -40,7 +40,9 @@ Usage (all helpers are coroutines unless said otherwise)::
   (``TimeoutError`` naming the last state otherwise); ``wait_for_condition(ns, name, type,
   status="True", timeout=...)``, ``wait_for_phase(...)`` and ``wait_gone(...)`` build on it.
 - ``cluster.events(namespace=None, name=None)`` — the core/v1 Events posted so far (kopf's own
-  and the operator's), oldest first.
+  and the operator's), oldest first. They are posted asynchronously: wait for one with
+  ``await until(lambda: ..., what=...)``, the helper for any condition outside the API
+  (Events, Docker state, an HTTP endpoint); ``TimeoutError`` naming ``what`` otherwise.
 - ``running_operator(cluster, registry=..., settings=None, namespaces=(), memo=None,
   startup_timeout=10)`` — async context manager that runs ``kopf.operator()`` in a task against
   the emulator (credentials come from a pre-filled vault, no login handler needed) and stops
@@ -266,6 +268,15 @@ def mlmodel(
         "metadata": {"name": name, "namespace": namespace, **metadata},
         "spec": copy.deepcopy(dict(spec)),
     }
+
+
+async def until(predicate: Callable[[], bool], *, timeout: float = 20, what: str = "") -> None:
+    """Wait for a condition outside the API (Docker state, events); fail naming it."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.1)
 
 
 def free_port() -> int:
