@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import socket
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from mlplatform import errors
 from mlplatform.runners.base import Action, State
 from mlplatform.runners.docker_runner import DockerRunner
-from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.docker_env import DockerEnv, http_get, wait_until
 from tests.support.images import TestImages
 
 
@@ -31,14 +30,6 @@ def _free_port_pair() -> int:
                     continue
                 return port
     raise RuntimeError("no two consecutive free ports")
-
-
-def _get(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return str(response.read().decode())
-    except OSError:
-        return None
 
 
 @pytest.fixture
@@ -71,9 +62,9 @@ def test_debug_ports_answer_on_localhost_only_for_the_claimer_and_others_name_th
     assert held.host_ports == {"8080": first, "8081": first + 1}
     assert held.debug_holder == claimer.spec.id
     for endpoint in held.debug_endpoints:
-        assert wait_until(functools.partial(_get, f"{endpoint}/health")) == "ok\n"
+        assert wait_until(functools.partial(http_get, f"{endpoint}/health")) == "ok\n"
     gateway = _gateway(docker_env)
-    assert _get(f"http://{gateway}:{first}/health") is None  # bound to 127.0.0.1 only
+    assert http_get(f"http://{gateway}:{first}/health") is None  # bound to 127.0.0.1 only
 
     refused = debug_runner.apply(other)
     assert refused.debug_endpoints == []
@@ -99,7 +90,7 @@ def test_the_debug_claim_passes_on_when_the_holder_is_removed(
     assert taken.action is Action.REPLACED
     assert taken.debug_holder == waiting.spec.id
     assert taken.debug_endpoints == [f"http://127.0.0.1:{first}"]
-    assert wait_until(lambda: _get(f"http://127.0.0.1:{first}/health")) == "ok\n"
+    assert wait_until(lambda: http_get(f"http://127.0.0.1:{first}/health")) == "ok\n"
 
 
 def test_a_model_without_debug_publishes_nothing(

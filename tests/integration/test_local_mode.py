@@ -21,7 +21,6 @@ from tests.support.docker_env import wait_until
 from tests.support.local_cli import LocalCli
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = ROOT / ".venv" / "bin" / "mlplatform"
 MISSING_IMAGE = "mlpt-missing/none:1"
 
 pytestmark = pytest.mark.docker

@@ -6,24 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.support.docker_env import DockerEnv
+from tests.support.docker_env import DockerEnv, http_get
 from tests.support.images import TestImages
 from tests.support.kube_cluster import free_port, kube_cluster, mlmodel, until
 
 pytestmark = pytest.mark.docker
-
-
-def fetch(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return str(response.read().decode())
-    except OSError:
-        return None
 
 
 async def test_the_operator_command_runs_models_from_the_kubeconfig_and_serves_probes(
@@ -60,11 +51,11 @@ async def test_the_operator_command_runs_models_from_the_kubeconfig_and_serves_p
             obj = await cluster.wait_for_condition("models", "cmd", "Ready", timeout=60)
             assert obj["status"]["observedGeneration"] == 1
             await until(
-                lambda: fetch(f"http://127.0.0.1:{liveness}/healthz") is not None,
+                lambda: http_get(f"http://127.0.0.1:{liveness}/healthz") is not None,
                 timeout=20,
                 what="the liveness endpoint",
             )
-            exposed = fetch(f"http://127.0.0.1:{metrics}/metrics") or ""
+            exposed = http_get(f"http://127.0.0.1:{metrics}/metrics") or ""
             assert 'mlplatform_models{phase="Running"} 1.0' in exposed
             assert 'mlplatform_reconcile_total{result="ok"}' in exposed
         finally:

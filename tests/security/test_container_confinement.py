@@ -10,7 +10,6 @@ from inside with ``docker exec``.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,10 @@ from mlplatform.models.spec import split_id
 from mlplatform.runners.base import LABEL_MODEL_ID
 from tests.reliability import figures
 from tests.support.docker_env import DockerEnv
+from tests.support.kube_cluster import free_port
 from tests.support.local_cli import LocalCli
 
 pytestmark = pytest.mark.docker
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _sh(container: Container, script: str) -> tuple[int, str]:
@@ -75,7 +69,7 @@ def assert_confined(container: Container, env: DockerEnv) -> None:
 def test_model_containers_are_confined_and_read_only_where_promised(
     local: LocalCli, docker_env: DockerEnv
 ) -> None:
-    debug_port = _free_port()
+    debug_port = free_port()
     local.extra_env["RUNNERS_DOCKER_HOST_PORT_DEBUG"] = str(debug_port)
     everything = ["/storage", "/logs", "/data", "/models"]
     local.write("sec-a", debug=True, container={"volumes": everything})

@@ -211,5 +211,10 @@ def test_the_generators_reach_accepted_manifests_with_storage_volumes() -> None:
             for doc in docs
         )
 
-    text = find(manifest_texts(), accepted_with_storage, settings=settings(max_examples=2000))
+    # Derandomized: the same search on every run, so it cannot fail by chance.
+    text = find(
+        manifest_texts(),
+        accepted_with_storage,
+        settings=settings(max_examples=2000, derandomize=True, database=None),
+    )
     assert "volumes" in text

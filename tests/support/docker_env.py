@@ -29,6 +29,7 @@ import contextlib
 import secrets
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,3 +224,12 @@ class CreationCounter:
         self._stream.close()
         self._thread.join(5)
         return self.count
+
+
+def http_get(url: str, timeout: float = 2) -> str | None:
+    """The body at ``url``, or None when nothing answers (for waits on model endpoints)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return str(response.read().decode())
+    except OSError:
+        return None
