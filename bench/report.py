@@ -153,6 +153,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"load average {machine['load_before']} before, {machine['load_after']} after; "
         f"{machine['other_containers']} other containers on the engine.",
         "",
+        *([results["note"], ""] if results.get("note") else []),
         "## Targets",
         "",
         "| system | target | measured | met | note |",
