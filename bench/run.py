@@ -207,12 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["load_after"] = round(os.getloadavg()[0], 2)
     results["duration"] = round(time.monotonic() - begun, 1)
     report.write(results, folder)
-    latest = RESULTS / "latest"
-    if latest.exists():
-        shutil.rmtree(latest)
-    shutil.copytree(folder, latest)
     print((folder / "results.md").read_text())
-    print(f"bench: results in {folder} and {latest}", flush=True)
+    if args.out is None:  # a run into a folder of one's choosing is not "the latest"
+        latest = RESULTS / "latest"
+        if latest.exists():
+            shutil.rmtree(latest)
+        shutil.copytree(folder, latest)
+        print(f"bench: results in {folder} and {latest}", flush=True)
+    else:
+        print(f"bench: results in {folder}", flush=True)
     return 0
 
 
