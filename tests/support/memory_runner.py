@@ -52,6 +52,7 @@ class MemoryRunner:
         self.probe_ok = True
         self.exit_on_start: int | None = None
         self.writes = 0
+        self.lists = 0
 
     # --- test controls ---
     def kill(self, name: str, exit_code: int = 1, *, oom: bool = False) -> None:
@@ -120,6 +121,7 @@ class MemoryRunner:
 
     def list_owned(self) -> list[OwnedWorkload]:
         self._check()
+        self.lists += 1
         return [
             OwnedWorkload(c.owner, c.model_id, c.id, c.name, c.spec_hash, c.state)
             for c in self.containers.values()

@@ -304,3 +304,37 @@ def test_a_refused_spec_fails_with_its_reason_and_tells_the_user_once(
         key="models/iris", generation=2, previous=refused.status, message="spec.id: bad"
     )
     assert again.events == ()
+
+
+def named(name: str, **spec: Any) -> Workload:
+    model = MLModelSpec.model_validate(
+        {"id": f"{name}:1", "container": {"image": "x:1", "ports": [80]}, **spec}
+    )
+    return Workload(Owner("models", name, f"uid-{name}"), model)
+
+
+def test_a_resync_of_steady_models_asks_the_engine_once_and_finds_nothing_stale(
+    reconciler: Reconciler, runner: MemoryRunner
+) -> None:
+    models = [named(f"m{i}") for i in range(20)] + [named("off", suspend=True)]
+    statuses = {w.owner.uid: step(reconciler, w, None).status for w in models}
+    runner.lists = 0
+    result = reconciler.resync(runner, statuses, lambda: set(statuses))
+    assert result.stale == frozenset()
+    assert result.removed == ()
+    assert runner.lists == 1
+
+
+def test_a_resync_finds_the_models_whose_container_died_vanished_or_changed(
+    reconciler: Reconciler, runner: MemoryRunner
+) -> None:
+    models = {name: named(name) for name in ("steady", "killed", "removed", "swapped", "new")}
+    statuses: dict[str, MLModelStatus | None] = {
+        w.owner.uid: step(reconciler, w, None).status for w in models.values()
+    }
+    statuses["uid-new"] = None  # never reconciled by this process
+    runner.kill("killed-1")
+    del runner.containers["removed-1"]
+    runner.containers["swapped-1"].id = "someone-elses"
+    result = reconciler.resync(runner, statuses, lambda: set(statuses))
+    assert result.stale == {"uid-killed", "uid-removed", "uid-swapped", "uid-new"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -57,6 +57,14 @@ class Event:
     type: Literal["Normal", "Warning"]
     reason: str
     message: str
+
+
+@dataclass(frozen=True)
+class Resync:
+    """What one resync found: models whose workload disagrees with their status, orphans."""
+
+    stale: frozenset[str]  # owner uids to reconcile
+    removed: tuple[OwnedWorkload, ...]  # orphaned workloads, now removed
 
 
 @dataclass(frozen=True)
@@ -440,6 +448,36 @@ class Reconciler:
             return Event("Normal", "Removed", f"Removed container {removed.container_name}")
         return None
 
+    def resync(
+        self,
+        runner: Runner,
+        statuses: Mapping[str, MLModelStatus | None],
+        live_uids: Callable[[], Collection[str]],
+        *,
+        scope: Callable[[Owner], bool] = lambda _: True,
+    ) -> Resync:
+        """The safety net for missed events, in one listing of the runner's workloads.
+
+        ``statuses`` maps the owner uid of each model served to its last status. A model is
+        stale (to be reconciled) unless what runs matches its status: Running with the same
+        container, still running; Stopped with none. So a resync of steady models costs one
+        request, however many there are. Then workloads in ``scope`` whose owner is not
+        among ``live_uids()`` are removed — listed before the owners, so that a model
+        created in between can never lose its new workload.
+        """
+        owned = [o for o in runner.list_owned() if scope(o.owner)]
+        by_owner = {o.owner.uid: o for o in owned}
+        stale = frozenset(
+            uid for uid, status in statuses.items() if not _in_sync(status, by_owner.get(uid))
+        )
+        if not owned:
+            return Resync(stale, ())
+        live = live_uids()
+        orphans = tuple(o for o in owned if o.owner.uid not in live)
+        for orphan in orphans:
+            runner.remove_owned(orphan)
+        return Resync(stale, orphans)
+
     def collect_garbage(
         self,
         runner: Runner,
@@ -447,20 +485,23 @@ class Reconciler:
         *,
         scope: Callable[[Owner], bool] = lambda _: True,
     ) -> list[OwnedWorkload]:
-        """Remove the workloads in ``scope`` whose owner (by uid label) is not alive.
+        """Remove the workloads in ``scope`` whose owner is not alive (see ``resync``)."""
+        return list(self.resync(runner, {}, live_uids, scope=scope).removed)
 
-        Workloads are listed first and owners second: a workload whose owner is missing from
-        the later listing was orphaned before it, so a model created in between can never
-        lose its new workload.
-        """
-        owned = [o for o in runner.list_owned() if scope(o.owner)]
-        if not owned:
-            return []
-        live = live_uids()
-        orphans = [o for o in owned if o.owner.uid not in live]
-        for orphan in orphans:
-            runner.remove_owned(orphan)
-        return orphans
+
+def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
+    """Whether the workload the runner lists is the one ``status`` describes."""
+    if status is None:
+        return False
+    if status.phase == Phase.STOPPED:
+        return found is None
+    return (
+        status.phase == Phase.RUNNING
+        and found is not None
+        and found.state == State.RUNNING
+        and status.runner is not None
+        and found.container_id == status.runner.container_id
+    )
 
 
 # Phases in which a vanished container is drift (not the tail of a failure already counted).

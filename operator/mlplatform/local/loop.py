@@ -11,8 +11,9 @@ Lives as long as ``mlplatform local`` runs. Threads, all daemons, all ended by `
   queued for deletion.
 - one drift watcher (``core.drift``): a Docker event about a managed container queues its
   owner; after a reconnect everything is resynced.
-- one resync timer: every ``resync`` seconds queues every model and garbage-collects
-  containers of this controller whose model is no longer desired (also at start-up).
+- one resync timer: every ``resync`` seconds lists the engine's containers once, queues
+  the models whose container disagrees with their status, and removes containers of this
+  controller whose model is no longer desired (also at start-up).
 
 Everything is level-based: whatever woke a key, the worker reads the desired model and asks
 the core to converge it.
@@ -36,7 +37,7 @@ from mlplatform.local.desired import DesiredModel, DesiredState
 from mlplatform.local.table import Row
 from mlplatform.models import documents
 from mlplatform.models.status import MLModelStatus, Phase
-from mlplatform.runners.base import Runner, RunnerEvent
+from mlplatform.runners.base import OwnedWorkload, Runner, RunnerEvent
 
 log = logging.getLogger("mlplatform.local")
 
@@ -282,24 +283,43 @@ class LocalController:
             self.resync()
 
     def resync(self) -> None:
-        """Queue every model and remove containers of models no longer desired."""
-        for key in self.keys():
-            self._queue.add(key)
-        self.collect_garbage()
+        """Queue the models whose container disagrees with their status; remove orphans.
+
+        One listing of the engine, however many models: steady models are not reconciled
+        (the event stream tells of changes; this is the safety net for missed ones).
+        """
+        with self._lock:
+            by_uid = {m.workload.owner.uid: key for key, m in self._desired.items()}
+            statuses = {m.workload.owner.uid: self._status.get(k) for k, m in self._desired.items()}
+        try:
+            result = self._reconciler.resync(self._runner, statuses, self._live_uids)
+        except errors.RunnerError as error:
+            log.warning(
+                "Resync could not list the containers (%s); checking every model", error.message
+            )
+            for key in by_uid.values():
+                self._queue.add(key)
+            return
+        for uid in result.stale:
+            self._queue.add(by_uid[uid])
+        self._log_removed(result.removed)
 
     def collect_garbage(self) -> None:
         """Remove this controller's containers whose model is not desired (by owner uid)."""
-
-        def live() -> set[str]:
-            with self._lock:
-                models = [*self._desired.values(), *self._removing.values()]
-            return {m.workload.owner.uid for m in models}
-
         try:
-            removed = self._reconciler.collect_garbage(self._runner, live)
+            removed = self._reconciler.collect_garbage(self._runner, self._live_uids)
         except errors.RunnerError as error:
             log.warning("Garbage collection skipped: %s", error.message)
             return
+        self._log_removed(removed)
+
+    def _live_uids(self) -> set[str]:
+        with self._lock:
+            models = [*self._desired.values(), *self._removing.values()]
+        return {m.workload.owner.uid for m in models}
+
+    @staticmethod
+    def _log_removed(removed: Sequence[OwnedWorkload]) -> None:
         for owned in removed:
             log.info(
                 "Removed container %s: model %s (%s) is no longer in the manifests",
