@@ -8,17 +8,19 @@ when it changed, posts the outcome's events, and waits until something may have 
 - the runner saw something happen to the model's container (the one ``DriftWatcher`` thread
   of the process calls ``wake`` through the event loop, by the owner uid in the labels);
 - the core asked to look again (``Outcome.requeue_after``: back-off, probes, engine down);
-- ``resync_interval`` passed (the safety net for missed events).
+- the resync found its container not as its status says (the safety net for missed events:
+  every ``resync_interval``, one listing of the engine for all models; ``Reconciler.resync``).
 
-Nothing polls Docker per object. One model is never reconciled by two threads at once (a lock
-per uid, taken in the worker thread so that a cancelled await cannot release it early), and a
-model marked for deletion is never reconciled again — so a deletion cannot race a re-create.
+Nothing polls Docker per object, and a steady model costs no Docker request at all. One model
+is never reconciled by two threads at once (a lock per uid, taken in the worker thread so
+that a cancelled await cannot release it early), and a model marked for deletion is never
+reconciled again — so a deletion cannot race a re-create.
 
 Deletion (``remove``) is bounded: after ``delete_timeout`` seconds of an unreachable engine
 the object is released with a warning event, and its container is left to garbage
-collection. ``collect_garbage`` lists this controller's containers first and the MLModels
-second, so a container whose owner is absent from the later listing was orphaned before it —
-a model created in between cannot lose its new container. It runs at start-up, every
+collection. The resync lists this controller's containers first and the MLModels second, so
+a container whose owner is absent from the later listing was orphaned before it — a model
+created in between cannot lose its new container. It runs at start-up, every
 ``resync_interval`` and whenever the engine answers again.
 """
 
@@ -39,12 +41,12 @@ import kopf
 
 from mlplatform import errors
 from mlplatform.core.drift import DriftWatcher
-from mlplatform.core.reconcile import Event, Outcome, Reconciler
+from mlplatform.core.reconcile import Event, Outcome, Reconciler, Resync
 from mlplatform.kube import status as status_patching
 from mlplatform.kube.api import KubeApi, ObjectGone
 from mlplatform.models.resource import validate_object
 from mlplatform.models.status import MLModelStatus
-from mlplatform.runners.base import OwnedWorkload, Owner, Runner, RunnerEvent, Workload
+from mlplatform.runners.base import Owner, Runner, RunnerEvent, Workload
 
 log = logging.getLogger(__name__)
 
@@ -80,30 +82,31 @@ class Controller:
         self._locks_guard = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drift: DriftWatcher | None = None
-        self._gc_task: asyncio.Task[None] | None = None
-        self._gc_wanted = asyncio.Event()
+        self._statuses: dict[str, MLModelStatus | None] = {}  # by uid, as last reconciled
+        self._resync_task: asyncio.Task[None] | None = None
+        self._resync_wanted = asyncio.Event()
         self._stopping = False
 
     # --- the process's life (kopf start-up and clean-up activities) -----------------------
 
     async def start(self) -> None:
-        """Start the drift watcher thread and the garbage collector (once the loop runs)."""
+        """Start the drift watcher thread and the resync loop (once the event loop runs)."""
         self._loop = asyncio.get_running_loop()
         self._drift = DriftWatcher(
             self.runner, self._on_runner_event, on_reconnect=self._on_reconnect
         ).start()
-        self._gc_wanted.set()
-        self._gc_task = asyncio.create_task(self._gc_loop(), name="mlplatform-gc")
+        self._resync_wanted.set()
+        self._resync_task = asyncio.create_task(self._resync_loop(), name="mlplatform-resync")
 
     async def stop(self) -> None:
         """Stop the loops and let in-flight runner calls finish (a half-made container
         would otherwise race the next operator's adoption of it)."""
         self._stopping = True
         self.wake_all()
-        if self._gc_task is not None:
-            self._gc_task.cancel()
+        if self._resync_task is not None:
+            self._resync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._gc_task
+                await self._resync_task
         if self._drift is not None:
             await asyncio.to_thread(self._drift.stop)
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
@@ -134,7 +137,7 @@ class Controller:
     def _on_reconnect(self) -> None:
         # In the drift watcher's thread: events were missed; look at everything again.
         self._call_soon(self.wake_all)
-        self._call_soon(self._gc_wanted.set)
+        self._call_soon(self._resync_wanted.set)
 
     # --- one model's loop (a kopf daemon) ------------------------------------------------
 
@@ -143,6 +146,7 @@ class Controller:
         uid = str(body["metadata"]["uid"])
         waker = asyncio.Event()
         self._wakers[uid] = waker
+        self._statuses.setdefault(uid, None)
 
         async def wake_when_stopped() -> None:
             await stopped.wait()
@@ -173,16 +177,15 @@ class Controller:
                         logger.warning("Failed to write the status: %s", error)
                         delay = STATUS_RETRY if delay is None else min(delay, STATUS_RETRY)
                 previous = outcome.status
+                self._statuses[uid] = previous
                 self._post(body, outcome.events)
-                timeout = (
-                    self.resync_interval if delay is None else min(delay, self.resync_interval)
-                )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waker.wait(), timeout=timeout)
+                    await asyncio.wait_for(waker.wait(), timeout=delay)
         finally:
             stop_watch.cancel()
             if self._wakers.get(uid) is waker:
                 del self._wakers[uid]
+                self._statuses.pop(uid, None)
 
     def _reconcile_sync(
         self, uid: str, body: kopf.Body, previous: MLModelStatus | None
@@ -259,29 +262,36 @@ class Controller:
         with self._lock(workload.owner.uid):
             return self.reconciler.delete(workload)
 
-    # --- garbage collection --------------------------------------------------------------
+    # --- resync and garbage collection ------------------------------------------------------
 
-    async def _gc_loop(self) -> None:
+    async def _resync_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._gc_wanted.wait(), timeout=self.resync_interval)
-            self._gc_wanted.clear()
+                await asyncio.wait_for(self._resync_wanted.wait(), timeout=self.resync_interval)
+            self._resync_wanted.clear()
             try:
-                removed = await self._run(self.collect_garbage)
-            except Exception as error:  # engine or API down: the next round will tell
-                log.info("Skipped garbage collection: %s", error)
+                result = await self._run(self.resync, dict(self._statuses))
+            except errors.RunnerError as error:  # engine down: let every model say so
+                log.info("Resync could not list the containers: %s", error)
+                self.wake_all()
                 continue
-            for owned in removed:
+            except Exception as error:  # API down: the next round will tell
+                log.info("Skipped a resync: %s", error)
+                continue
+            for uid in result.stale:
+                self.wake(uid)
+            for owned in result.removed:
                 log.info(
                     "Removed orphaned container %s (owner %s is gone)",
                     owned.container_name,
                     owned.owner.key,
                 )
 
-    def collect_garbage(self) -> list[OwnedWorkload]:
-        """Remove this controller's containers whose owner no longer exists (blocking)."""
-        return self.reconciler.collect_garbage(
+    def resync(self, statuses: Mapping[str, MLModelStatus | None]) -> Resync:
+        """One listing of the engine: stale models, and orphans removed (blocking)."""
+        return self.reconciler.resync(
             self.runner,
+            statuses,
             lambda: self.api.live_uids(self._plain_namespaces()),
             scope=lambda owner: self._serves(owner.namespace),
         )
