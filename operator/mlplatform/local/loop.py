@@ -5,10 +5,10 @@ Lives as long as ``mlplatform local`` runs. Threads, all daemons, all ended by `
 - ``workers`` reconcile workers: pop a key, call the core's ``reconcile`` (or ``delete`` for
   a model whose manifest is gone), keep the status, queue the key again after
   ``requeue_after``. The queue hands a key to one worker at a time.
-- one file watcher: polls the manifests' paths, sizes and mtimes; when they changed and then
-  held still for one more poll (a save in progress is not read half-written), it reloads:
-  a new model is queued, a changed one is queued with its new generation, a removed one is
-  queued for deletion.
+- one file watcher (inotify, through watchfiles): when the manifests changed and then held
+  still for a moment (a save in progress is not read half-written), it reloads: a new model
+  is queued, a changed one is queued with its new generation, a removed one is queued for
+  deletion.
 - one drift watcher (``core.drift``): a Docker event about a managed container queues its
   owner; after a reconnect everything is resynced.
 - one resync timer: every ``resync`` seconds lists the engine's containers once, queues
@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import watchfiles
+
 from mlplatform import errors
 from mlplatform.core.drift import DriftWatcher
 from mlplatform.core.reconcile import Event, Reconciler
@@ -41,6 +43,8 @@ from mlplatform.runners.base import OwnedWorkload, Runner, RunnerEvent
 
 log = logging.getLogger("mlplatform.local")
 
+# Milliseconds the manifests must be quiet before a batch of changes is read.
+QUIET_MS = 30
 DELETE_RETRY = 5.0
 ERROR_RETRY = 5.0
 
@@ -65,9 +69,8 @@ class LocalController:
         on_change: Callable[[], None] = lambda: None,
         on_event: Callable[[DesiredModel, Event], None] | None = None,
         previous: dict[str, MLModelStatus] | None = None,
-        workers: int = 3,
+        workers: int = 8,
         resync: float = 30.0,
-        poll: float = 0.3,
     ) -> None:
         self._paths = list(paths)
         self._reconciler = reconciler
@@ -76,7 +79,6 @@ class LocalController:
         self._on_event = on_event or _log_event
         self._workers = workers
         self._resync = resync
-        self._poll = poll
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._desired: dict[str, DesiredModel] = {}
@@ -244,30 +246,34 @@ class LocalController:
 
     # --- watchers ---------------------------------------------------------------------
 
-    def _snapshot(self) -> tuple[tuple[str, int, int], ...]:
-        entries = []
-        for path in documents.manifest_files(self._paths):
-            try:
-                stat = path.stat()
-            except OSError:
-                entries.append((str(path), -1, -1))
-                continue
-            entries.append((str(path), stat.st_mtime_ns, stat.st_size))
-        return tuple(entries)
-
     def _watch_files(self) -> None:
-        last = self._snapshot()
-        pending = None
-        while not self._stopped.wait(self._poll):
-            current = self._snapshot()
-            if current == last:
-                pending = None
-            elif current != pending:
-                pending = current  # changed: read it once it has held still for one poll
-            else:
-                last, pending = current, None
-                log.info("Manifests changed; reloading")
-                self.load()
+        # inotify (watchfiles), on the folders that hold the given paths: a change is seen in
+        # milliseconds and an idle watcher costs nothing. A batch is read once the files have
+        # been quiet for QUIET_MS (a save in progress is not read half-written; a half-read
+        # file would only be refused as invalid and read again on its next change).
+        given = [path.resolve() for path in self._paths]
+        roots = sorted({_existing_folder(path) for path in given})
+        files = {path for path in given if not path.is_dir()}
+        folders = [path for path in given if path.is_dir()]
+
+        def relevant(_: watchfiles.Change, name: str) -> bool:
+            path = Path(name)
+            return path in files or (
+                path.suffix in documents.MANIFEST_SUFFIXES
+                and any(path.is_relative_to(folder) for folder in folders)
+            )
+
+        for _ in watchfiles.watch(
+            *roots,
+            watch_filter=relevant,
+            step=QUIET_MS,
+            debounce=1000,
+            stop_event=self._stopped,
+            rust_timeout=500,
+            raise_interrupt=False,
+        ):
+            log.info("Manifests changed; reloading")
+            self.load()
 
     def _on_drift(self, event: RunnerEvent) -> None:
         key = event.owner.key
@@ -370,3 +376,11 @@ def _as_desired(model: DesiredModel, status: MLModelStatus) -> bool:
 def _log_event(model: DesiredModel, event: Event) -> None:
     level = logging.WARNING if event.type == "Warning" else logging.INFO
     log.log(level, "%s: %s: %s", model.key, event.reason, event.message)
+
+
+def _existing_folder(path: Path) -> Path:
+    """The folder to watch for ``path``: itself if a folder, else its nearest existing parent."""
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also keep the status as JSON in this file (read back at start-up)",
     )
     parser.add_argument(
-        "--workers", type=int, default=3, help="models reconciled at the same time (default 3)"
+        "--workers", type=int, default=8, help="models reconciled at the same time (default 8)"
     )
     parser.add_argument(
         "--resync",
