@@ -5,9 +5,7 @@ kubeconfig pointing at it to the path given, and serves until SIGTERM/SIGINT.
 
 Its discovery also declares kopf's peering resources (``kopf.dev/v1`` ``clusterkopfpeerings``
 and ``kopfpeerings``), as on a cluster where they are installed, so the operator runs in its
-default (peering) mode. (``--standalone`` cannot be used: ``mlplatform operator`` passes a
-peering name to kopf even then, which makes the peering mandatory while standalone mode
-watches no peering resource, so kopf pauses every watch for good.)
+default (peering) mode, the costlier of the two.
 
 KMock keeps every request it ever served (for test assertions) and matches each new request
 against that history, so its cost per request grows with the number served: at a few

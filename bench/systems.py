@@ -4,8 +4,7 @@
   manifest (atomically: a hidden temporary file renamed into place), removing deletes it.
 - ``OperatorMode``: ``mlplatform operator`` (its real kopf settings, default peering mode)
   against the KMock emulator (``kube_api.py``, its own process); applying POSTs MLModel
-  objects, removing DELETEs them (the operator's finalizer removes the container). It runs
-  through ``operator_shim.py`` (kopf's default login handlers; see there).
+  objects, removing DELETEs them (the operator's finalizer removes the container).
 Both processes reach Docker through the counting proxy (``DOCKER_HOST``).
 """
 
@@ -135,7 +134,8 @@ class OperatorMode:
             "mlplatform-operator",
             [
                 str(PYTHON),
-                str(REPO / "bench" / "operator_shim.py"),
+                "-m",
+                "mlplatform",
                 "operator",
                 "--all-namespaces",
                 "--liveness",
