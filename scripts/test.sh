@@ -7,7 +7,8 @@ cd "$root"
 "$root/scripts/setup.sh"
 
 echo "== ruff"
-.venv/bin/ruff check operator tests
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== import-linter"
