@@ -44,7 +44,7 @@ from mlplatform.runners.base import OwnedWorkload, Runner, RunnerEvent
 log = logging.getLogger("mlplatform.local")
 
 # Milliseconds the manifests must be quiet before a batch of changes is read.
-QUIET_MS = 30
+QUIET_MS = 10
 DELETE_RETRY = 5.0
 ERROR_RETRY = 5.0
 
