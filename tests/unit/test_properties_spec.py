@@ -42,6 +42,11 @@ volumes = st.one_of(
     st.sampled_from(["/", "/..", "/.", "/a/..", "/a:/b", "//a", "/a/", "/storage", "/logs"]),
     st.from_regex(r"(/[a-z]{1,3}){1,2}", fullmatch=True),
 )
+# Valid by construction (single segments, distinct, so distinct base names): keeps accepted
+# specs with several volumes common, so the escape property is exercised on them.
+valid_volume_lists = st.lists(
+    st.from_regex(r"/[a-z][a-z0-9_.-]{0,7}", fullmatch=True), min_size=2, max_size=4, unique=True
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
     lambda inner: (
@@ -57,7 +62,7 @@ def manifests(draw: st.DrawFn) -> Any:
     container: dict[str, Any] = {
         "image": draw(st.sampled_from(["iris:1", "registry.example.com/a/b:2", "Bad Image"])),
         "ports": draw(st.one_of(st.just([8080]), ports)),
-        "volumes": draw(st.lists(volumes, max_size=4)),
+        "volumes": draw(st.one_of(st.lists(volumes, max_size=4), valid_volume_lists)),
     }
     if draw(st.integers(0, 3)) == 0:
         container["env"] = draw(

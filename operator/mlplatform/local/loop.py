@@ -90,6 +90,7 @@ class LocalController:
         self._problems: list[str] = []
         self._notes: list[str] = []
         self._queue: WorkQueue[str] = WorkQueue()
+        self._frozen = False  # set when --once has decided: statuses stay as they were
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._drift: DriftWatcher | None = None
@@ -211,8 +212,8 @@ class LocalController:
         for event in outcome.events:
             self._on_event(model, event)
         with self._lock:
-            if key not in self._desired:
-                return  # removed meanwhile: the removal is queued
+            if key not in self._desired or self._frozen:
+                return  # removed meanwhile (its removal is queued), or --once has decided
             self._status[key] = outcome.status
             if self._desired[key].generation == model.generation:
                 self._fresh.add(key)
@@ -356,13 +357,18 @@ class LocalController:
             return Progress(settled=settled and not self._removing, ok=ok)
 
     def wait_settled(self, timeout: float) -> Progress:
-        """Block until ``progress`` is settled or ``timeout`` seconds have passed."""
+        """Block until ``progress`` is settled or ``timeout`` seconds have passed.
+
+        The statuses are frozen at that moment, so what is reported afterwards is what the
+        verdict was made on (a back-off timer may still fire a reconcile before ``stop``).
+        """
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 progress = self.progress()
                 left = deadline - time.monotonic()
                 if progress.settled or left <= 0:
+                    self._frozen = True
                     return progress
                 self._changed.wait(min(left, 1.0))
 
