@@ -205,7 +205,6 @@ class DockerRunner:
 
     def _apply(self, workload: base.Workload) -> base.RunnerStatus:
         client = self._engine.client()
-        self._ensure_network(client)
         existing = self._find(client, workload)
         debug_base, holder = self._debug_claim(client, workload)
         plan = docker_plan.plan(workload, self._settings, debug_base=debug_base)
@@ -219,6 +218,7 @@ class DockerRunner:
                 if state["Status"] in (*_RUNNING, "restarting"):
                     return self._status(existing, workload, action=base.Action.NONE, holder=holder)
                 if state["Status"] == "created" and not state.get("Error"):
+                    self._ensure_network(client)
                     return self._start(
                         existing, workload, action=base.Action.CREATED, holder=holder
                     )
@@ -227,6 +227,9 @@ class DockerRunner:
                 message = "replaced the container: its spec changed"
             self._remove(existing)
             action = base.Action.REPLACED
+        # Only a container about to be created needs the network: a steady apply reads one
+        # container and nothing else.
+        self._ensure_network(client)
         pulled = self._ensure_image(client, plan.image, workload.spec.container.image_pull_policy)
         for folder in plan.folders_to_create():
             try:
