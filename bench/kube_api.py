@@ -20,16 +20,14 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import kmock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.kube_cluster import ClusterEmulator, KubeCluster
+from tests.support.kube_cluster import ClusterEmulator, KubeCluster, kube_cluster
 
 
 class BenchEmulator(ClusterEmulator):
@@ -42,15 +40,9 @@ class BenchEmulator(ClusterEmulator):
         return await super()._handle(request)
 
 
-@contextlib.asynccontextmanager
-async def bench_cluster() -> AsyncIterator[KubeCluster]:
-    connector = aiohttp.TCPConnector(force_close=True)
-    async with (
-        BenchEmulator() as emulator,
-        kmock.Server(emulator) as server,
-        aiohttp.ClientSession(connector=connector) as session,
-    ):
-        yield KubeCluster(emulator=emulator, server=server, session=session)
+def bench_cluster() -> contextlib.AbstractAsyncContextManager[KubeCluster]:
+    """The test harness's cluster, on the history-free emulator."""
+    return kube_cluster(BenchEmulator)
 
 
 async def serve(kubeconfig: Path) -> None:

@@ -459,11 +459,13 @@ class KubeCluster:
 
 
 @contextlib.asynccontextmanager
-async def kube_cluster() -> AsyncIterator[KubeCluster]:
+async def kube_cluster(
+    emulator_class: type[ClusterEmulator] = ClusterEmulator,
+) -> AsyncIterator[KubeCluster]:
     """A started emulator on a random local port; everything is dropped on exit."""
     connector = aiohttp.TCPConnector(force_close=True)
     async with (
-        ClusterEmulator() as emulator,
+        emulator_class() as emulator,
         kmock.Server(emulator) as server,
         aiohttp.ClientSession(connector=connector) as session,
     ):
