@@ -226,7 +226,9 @@ class BenchEnv:
         if models:
             labels.append(f"{CONTROLLER_LABEL}={self.controller}")
         for label in labels:
-            for container in client.containers.list(all=True, filters={"label": label}):
+            for container in client.containers.list(
+                all=True, ignore_removed=True, filters={"label": label}
+            ):
                 ids.add(str(container.id))
         return sorted(ids)
 

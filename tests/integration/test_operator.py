@@ -24,7 +24,9 @@ def spec_for(env: DockerEnv, images: TestImages, name: str, **extra: Any) -> dic
 
 def containers_of(env: DockerEnv, model_id: str) -> list[Any]:
     return env.client.containers.list(
-        all=True, filters={"label": f"mlplatform.dev/model-id={model_id}"}
+        all=True,
+        ignore_removed=True,  # the operator may remove one between list and inspect
+        filters={"label": f"mlplatform.dev/model-id={model_id}"},
     )
 
 

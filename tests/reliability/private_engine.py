@@ -132,7 +132,7 @@ class PrivateEngine:
                 contextlib.suppress(docker.errors.DockerException, OSError),
                 contextlib.closing(self.client()) as client,
             ):
-                for container in client.containers.list(all=True):
+                for container in client.containers.list(all=True, ignore_removed=True):
                     container.remove(force=True)
                 self._remember_bridges()
                 for network in client.networks.list():

@@ -168,7 +168,9 @@ class DockerEnv:
         """Every container this session made, models and helpers."""
         found: dict[str, Container] = {}
         for label in (f"{LABEL_CONTROLLER}={self.controller}", f"{SESSION_LABEL}={self.token}"):
-            for container in self.client.containers.list(all=True, filters={"label": label}):
+            for container in self.client.containers.list(
+                all=True, ignore_removed=True, filters={"label": label}
+            ):
                 found[str(container.id)] = container
         return list(found.values())
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import yaml
 from docker.models.containers import Container
 
@@ -135,17 +134,13 @@ class LocalCli:
 
     def managed(self, *, running: bool = False) -> list[Container]:
         """Every container of this controller, inspected (for ``attrs`` and ``exec_run``)."""
-        for _ in range(20):
-            try:
-                return list(
-                    self.env.client.containers.list(
-                        all=not running,
-                        filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"},
-                    )
-                )
-            except docker.errors.NotFound:
-                continue  # one went between the list and its inspect: list again
-        raise TimeoutError("the containers kept changing under the listing")
+        return list(
+            self.env.client.containers.list(
+                all=not running,
+                ignore_removed=True,  # one may go between the list and its inspect
+                filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"},
+            )
+        )
 
     def wait_for(
         self, ok: Callable[[dict[str, str]], bool], *, running: bool = True, timeout: float = 15
