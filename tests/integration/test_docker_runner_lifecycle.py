@@ -71,6 +71,26 @@ def test_a_foreign_container_with_the_model_name_is_a_conflict_and_left_untouche
     assert after["Config"]["Labels"] == before["Config"]["Labels"]
 
 
+def test_a_create_refused_for_the_name_is_a_conflict_only_when_the_holder_is_a_stranger(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    # The engine's 409 at create does not say whose container holds the name: `docker rm -f`
+    # of our own container racing an apply gives the same answer as a stranger's container.
+    # The window cannot be hit on demand, so the classification is driven directly, against
+    # real containers holding the name.
+    refused = errors.ContainerConflict("create container: Conflict. The name is already in use")
+    ours = docker_env.workload("held", test_images.http)
+    docker_runner.apply(ours)
+    with pytest.raises(errors.StartFailed, match="will retry") as transient:
+        docker_runner._name_taken(docker_env.client, ours, refused)
+    assert transient.value.__cause__ is refused
+
+    stranger = docker_env.workload("taken", test_images.http)
+    docker_env.run_helper(test_images.http, name=container_name(stranger.spec.id))
+    with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
+        docker_runner._name_taken(docker_env.client, stranger, refused)
+
+
 def test_a_container_of_another_controller_is_a_conflict(
     docker_env: DockerEnv, test_images: TestImages
 ) -> None:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 import docker
 import docker.errors
@@ -236,8 +236,11 @@ class DockerRunner:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise errors.StartFailed(f"cannot create the folder {folder}: {error}") from error
-        with self._engine.guard(f"create container {plan.name}", image=plan.image):
-            container = client.containers.create(plan.image, **plan.create_args)
+        try:
+            with self._engine.guard(f"create container {plan.name}", image=plan.image):
+                container = client.containers.create(plan.image, **plan.create_args)
+        except errors.ContainerConflict as error:
+            self._name_taken(client, workload, error)
         return self._start(
             container, workload, action=action, holder=holder, pulled=pulled, message=message
         )
@@ -347,6 +350,20 @@ class DockerRunner:
                 f"a container named {name} exists and {problem}; it is left untouched"
             )
         return container
+
+    def _name_taken(
+        self, client: docker.DockerClient, workload: base.Workload, error: errors.ContainerConflict
+    ) -> NoReturn:
+        """Create met a container holding the name: a stranger's is a conflict, ours is not.
+
+        The engine answers 409 both for a foreign container and for one of ours still being
+        removed (``docker rm -f`` racing this apply); the latter is a passing state, retried.
+        """
+        self._find(client, workload)  # raises ContainerConflict for a stranger's container
+        raise errors.StartFailed(
+            f"{error.message}; the name was held by a container of this model being removed, "
+            "will retry"
+        ) from error
 
     def _not_ours(self, labels: dict[str, str], workload: base.Workload) -> str:
         if labels.get(base.LABEL_MANAGED_BY) != base.MANAGED_BY:
