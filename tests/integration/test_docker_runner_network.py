@@ -59,9 +59,10 @@ def test_the_readiness_probe_fails_on_a_missing_path_and_a_closed_port(
     workload = docker_env.workload("nready", test_images.http, readinessProbe=missing)
     status = docker_runner.apply(workload)
     wait_until(lambda: docker_runner.observe(workload).state is State.RUNNING)
-    result = wait_until(lambda: _probe(docker_runner, workload, status, ok=False))
+    # Running comes before the server listens (a refused connection); wait for an answer.
+    result = wait_until(lambda: _answered(docker_runner, workload, status))
     assert not result.ok
-    assert "404" in result.message
+    assert "answered 404" in result.message
 
     closed = {"httpGet": {"path": "/health", "port": 9090}}
     workload = docker_env.workload(
@@ -78,6 +79,11 @@ def _probe(
 ) -> ProbeResult | None:
     result = runner.probe(workload, status)
     return result if result.ok is ok else None
+
+
+def _answered(runner: DockerRunner, workload: Workload, status: RunnerStatus) -> ProbeResult | None:
+    result = runner.probe(workload, status)
+    return result if " answered " in result.message else None
 
 
 def test_concurrent_first_applies_create_one_network(
