@@ -28,6 +28,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+from tests.support.confinement import Confined
 
 BENCH_LABEL = "dev.mlplatform.bench.run"
 CONTROLLER_LABEL = "mlplatform.dev/controller"
@@ -83,7 +84,7 @@ class Process:
 
 
 @dataclass
-class BenchEnv:
+class BenchEnv(Confined):
     """Names, folders, proxy and cleanup of one bench run (lives as long as the run)."""
 
     token: str
@@ -96,8 +97,7 @@ class BenchEnv:
         token = secrets.token_hex(3)
         root = Path(tempfile.mkdtemp(prefix=f"mlpt-bench-{token}-"))
         env = cls(token=token, root=root)
-        for folder in (env.data_dir, env.mlmodels_dir, env.storage_dir):
-            folder.mkdir(parents=True)
+        env.make_folders()
         return env
 
     # --- names --------------------------------------------------------------------------
@@ -109,18 +109,6 @@ class BenchEnv:
     @property
     def controller(self) -> str:
         return f"bench-{self.token}"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def mlmodels_dir(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def storage_dir(self) -> Path:
-        return self.root / "storage"
 
     @property
     def proxy_socket(self) -> Path:
@@ -155,13 +143,8 @@ class BenchEnv:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNERS_")}
         environ.update(
             {
+                **self.confined_environ(),
                 "DOCKER_HOST": f"unix://{self.proxy_socket}",
-                "RUNNERS_DOCKER_ENABLED": "true",
-                "RUNNERS_DOCKER_NETWORK": self.network,
-                "MLPLATFORM_CONTROLLER": self.controller,
-                "DATA_DIR": str(self.data_dir),
-                "MLMODELS_DIR": str(self.mlmodels_dir),
-                "STORAGE_DIR": str(self.storage_dir),
                 "ENVIRONMENT": "production",
                 "PYTHONUNBUFFERED": "1",
             }

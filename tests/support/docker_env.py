@@ -42,6 +42,7 @@ from docker.models.containers import Container
 from mlplatform.config import Settings
 from mlplatform.models.spec import MLModelSpec
 from mlplatform.runners.base import LABEL_CONTROLLER, LABEL_MODEL_ID, Owner, Workload
+from tests.support.confinement import Confined
 
 SESSION_LABEL = "dev.mlplatform.test.session"
 T = TypeVar("T")
@@ -53,7 +54,7 @@ def docker_client() -> docker.DockerClient:
 
 
 @dataclass
-class DockerEnv:
+class DockerEnv(Confined):
     """One test session's names, folders and cleanup on the shared engine."""
 
     token: str
@@ -63,8 +64,7 @@ class DockerEnv:
     @classmethod
     def create(cls, root: Path) -> DockerEnv:
         env = cls(token=secrets.token_hex(4), root=root, client=docker_client())
-        for folder in (env.data_dir, env.mlmodels_dir, env.storage_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        env.make_folders()
         return env
 
     @property
@@ -74,18 +74,6 @@ class DockerEnv:
     @property
     def controller(self) -> str:
         return f"test-{self.token}"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def mlmodels_dir(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def storage_dir(self) -> Path:
-        return self.root / "storage"
 
     def settings(self, **overrides: object) -> Settings:
         """Settings for a runner confined to this session (overrides by field name)."""

@@ -69,12 +69,7 @@ class LocalCli:
     def environ(self) -> dict[str, str]:
         return {
             **os.environ,
-            "RUNNERS_DOCKER_ENABLED": "true",
-            "MLPLATFORM_CONTROLLER": self.env.controller,
-            "RUNNERS_DOCKER_NETWORK": self.env.network,
-            "DATA_DIR": str(self.env.data_dir),
-            "MLMODELS_DIR": str(self.env.mlmodels_dir),
-            "STORAGE_DIR": str(self.env.storage_dir),
+            **self.env.confined_environ(),
             "RUNNERS_DOCKER_TIMEOUT": "30",
             **self.extra_env,
         }
