@@ -95,7 +95,7 @@ def test_the_spec_requires_id_and_container_and_keeps_the_model_defaults() -> No
     assert container["required"] == ["image", "ports"]
     assert spec["properties"]["runner"] == {
         "default": "docker",
-        "enum": ["docker", "pod"],
+        "enum": ["docker", "kubernetes"],
         "type": "string",
     }
     assert spec["properties"]["suspend"]["default"] is False
