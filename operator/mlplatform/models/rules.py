@@ -74,6 +74,6 @@ KUBERNETES_NAME_RULE: Final = (
 )
 # Debug ports are a Docker-runner feature (host ports on the operator's machine).
 KUBERNETES_DEBUG_RULE: Final = (
-    "debug: true is for runner docker only; with runner kubernetes reach the model with "
-    "kubectl port-forward svc/<name> <port>"
+    "debug: true is for runner docker only (with runner kubernetes, reach the model with "
+    "kubectl port-forward svc/<name> <port>)"
 )
