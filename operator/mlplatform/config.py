@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mlplatform.errors import ConfigurationError
+from mlplatform.models import rules
 
 
 class Settings(BaseSettings):
@@ -39,6 +40,47 @@ class Settings(BaseSettings):
     docker_host: str | None = Field(default=None, alias="DOCKER_HOST")
     # Seconds docker-py waits for the engine before the runner reports it unavailable.
     runners_docker_timeout: float = Field(default=10.0, alias="RUNNERS_DOCKER_TIMEOUT", gt=0)
+    # The Kubernetes runner (runner: kubernetes). None: on when the operator runs in a cluster
+    # (KUBERNETES_SERVICE_HOST is set), off otherwise; models then report RunnerDisabled.
+    runners_kubernetes_enabled: bool | None = Field(
+        default=None, alias="RUNNERS_KUBERNETES_ENABLED"
+    )
+    # The claim <name>-storage every model with storage volumes gets: its size and class
+    # (None: the cluster's default StorageClass).
+    runners_kubernetes_storage_size: str = Field(
+        default="1Gi",
+        alias="RUNNERS_KUBERNETES_STORAGE_SIZE",
+        pattern=rules.MEMORY_PATTERN,
+    )
+    runners_kubernetes_storage_class: str | None = Field(
+        default=None,
+        alias="RUNNERS_KUBERNETES_STORAGE_CLASS",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+    )
+    # Existing claims mounted read-only at /data and /models (None: a model asking for that
+    # path is refused with a reason, no pod is created).
+    runners_kubernetes_data_claim: str | None = Field(
+        default=None,
+        alias="RUNNERS_KUBERNETES_DATA_CLAIM",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+    )
+    runners_kubernetes_models_claim: str | None = Field(
+        default=None,
+        alias="RUNNERS_KUBERNETES_MODELS_CLAIM",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+    )
+    # Whether deleting an MLModel deletes its storage claim too (default: kept, like the
+    # Docker runner's storage folder).
+    runners_kubernetes_delete_claim: bool = Field(
+        default=False, alias="RUNNERS_KUBERNETES_DELETE_CLAIM"
+    )
+    # Seconds a Kubernetes API call may take before the runner reports the API unavailable.
+    runners_kubernetes_timeout: float = Field(
+        default=10.0, alias="RUNNERS_KUBERNETES_TIMEOUT", gt=0
+    )
     data_dir: Path = Field(default=Path(".data"), alias="DATA_DIR")
     mlmodels_dir: Path = Field(default=Path(".mlmodels"), alias="MLMODELS_DIR")
     storage_dir: Path = Field(default=Path(".storage"), alias="STORAGE_DIR")
@@ -51,6 +93,23 @@ class Settings(BaseSettings):
         max_length=63,
     )
     log_format: Literal["text", "json"] = Field(default="text", alias="MLPLATFORM_LOG_FORMAT")
+
+    @field_validator(
+        "runners_kubernetes_storage_class",
+        "runners_kubernetes_data_claim",
+        "runners_kubernetes_models_claim",
+        mode="before",
+    )
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def kubernetes_runner_enabled(self, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether the Kubernetes runner may act: the setting, else "in a cluster"."""
+        if self.runners_kubernetes_enabled is not None:
+            return self.runners_kubernetes_enabled
+        env = os.environ if environ is None else environ
+        return bool(env.get("KUBERNETES_SERVICE_HOST"))
 
     @field_validator("data_dir", "mlmodels_dir", "storage_dir")
     @classmethod

@@ -11,6 +11,7 @@
         ├── ContainerConflict       a container with the model's name exists and is not ours
         ├── PortInUse               a host port the model needs is taken
         └── StartFailed             the engine refused to create or start the container
+            └── StorageNotConfigured  a volume the spec asks for has no source configured
 
 ``RunnerError.retryable`` tells the reconcile core whether waiting may fix it.
 """
@@ -70,3 +71,9 @@ class PortInUse(RunnerError):
 
 class StartFailed(RunnerError):
     """Raised when the engine refuses to create or start the container."""
+
+
+class StorageNotConfigured(StartFailed):
+    """Raised when the spec mounts a path (``/data``) whose source the operator lacks."""
+
+    retryable = False

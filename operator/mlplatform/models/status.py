@@ -55,6 +55,11 @@ class Reason(enum.StrEnum):
     RUNNER_NOT_AVAILABLE = "RunnerNotImplemented"
     INVALID_SPEC = "InvalidSpec"
     START_FAILED = "StartFailed"
+    # The Kubernetes runner: the scheduler cannot place the pod; the rollout gave up;
+    # a volume the spec asks for has no claim configured.
+    UNSCHEDULABLE = "Unschedulable"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    STORAGE_NOT_CONFIGURED = "StorageNotConfigured"
     # ImageReady
     IMAGE_PRESENT = "ImagePresent"
     IMAGE_PULLED = "ImagePulled"
