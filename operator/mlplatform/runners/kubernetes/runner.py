@@ -1,0 +1,253 @@
+"""The Kubernetes runner: a model as a Deployment, a Service and a storage claim in its namespace.
+
+``KubernetesRunner(settings, api_client)`` implements the runner contract with the official
+client (one ``ApiClient``, shared by the worker threads):
+
+- ``apply`` converges the three objects to the plan: a missing object is created, one whose
+  owned fields differ (a spec change — another spec hash — or a hand edit) is patched back
+  (JSON patch at the owned paths), an unchanged one is not written at all. A suspended model
+  keeps its Deployment at 0 replicas, its Service and its claim. Kubernetes restarts the
+  pod; the runner never creates pods itself. An object of the model's name that is not
+  managed by mlplatform, or that another MLModel controls, is a conflict (``NameConflict``),
+  never overwritten.
+- ``observe`` reads the Deployment and the pods of its current revision (see ``status``).
+- ``delete`` deletes the Deployment and the Service (the claim only when
+  ``RUNNERS_KUBERNETES_DELETE_CLAIM`` says so). Their ``ownerReferences`` make Kubernetes'
+  garbage collector do the same when the MLModel goes, even with no operator running.
+- ``list_owned``/``remove_owned`` find and remove Deployments by the managed labels (this
+  controller's only), for adoption after a restart and garbage collection.
+- ``events`` watches Deployments, Services, claims and pods by label and turns each change
+  into a ``RunnerEvent`` for the owner named in the labels (see ``watch``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mlplatform import errors
+from mlplatform.config import Settings
+from mlplatform.runners.kubernetes import api, contract, drift, plan, watch
+from mlplatform.runners.kubernetes import status as status_module
+
+log = logging.getLogger(__name__)
+
+TYPE = "kubernetes"
+
+
+class KubernetesRunner:
+    """Runs each model as a Deployment + Service (+ claim) in the MLModel's namespace."""
+
+    type = TYPE
+
+    def __init__(self, settings: Settings, api_client: Any) -> None:
+        self._settings = settings
+        self._api = api.KubeObjects(api_client, timeout=settings.runners_kubernetes_timeout)
+
+    # --- selectors ---------------------------------------------------------------------
+
+    @property
+    def selector(self) -> str:
+        """The label selector of everything this controller manages."""
+        return (
+            f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY},"
+            f"{contract.LABEL_CONTROLLER}={self._settings.controller}"
+        )
+
+    def plan_for(self, workload: contract.Workload) -> plan.KubernetesPlan:
+        """The objects this runner makes for ``workload`` (raises ``StorageNotConfigured``)."""
+        return plan.plan(workload, self._settings)
+
+    # --- the contract ------------------------------------------------------------------
+
+    def apply(self, workload: contract.Workload) -> contract.RunnerStatus:
+        """Converge the Deployment, Service and claim to the plan; no writes when in sync."""
+        made = self.plan_for(workload)
+        actions: list[contract.Action] = []
+        if made.claim is not None and made.claim_name is not None:
+            actions.append(self._converge(api.CLAIM, made.claim, workload.owner))
+        deployment_action = self._converge(api.DEPLOYMENT, made.deployment, workload.owner)
+        actions.append(deployment_action)
+        actions.append(self._converge(api.SERVICE, made.service, workload.owner))
+        action = (
+            deployment_action
+            if deployment_action != contract.Action.NONE
+            else next((a for a in actions if a != contract.Action.NONE), contract.Action.NONE)
+        )
+        return self._read(made, action=action)
+
+    def observe(self, workload: contract.Workload) -> contract.RunnerStatus:
+        """What runs for the model, from the Deployment and its pods; changes nothing."""
+        return self._read(self.plan_for(workload))
+
+    def delete(self, workload: contract.Workload) -> contract.RunnerStatus:
+        """Delete the Deployment and the Service (the claim only if the settings say so)."""
+        owner = workload.owner
+        name = owner.name
+        removed = False
+        for kind in (api.DEPLOYMENT, api.SERVICE):
+            live = self._api.get(kind, owner.namespace, name)
+            if live is not None and self._is_ours(live, owner):
+                uid = (live.get("metadata") or {}).get("uid")
+                removed = self._api.delete(kind, owner.namespace, name, uid=uid) or removed
+        if self._settings.runners_kubernetes_delete_claim:
+            claim = plan.claim_name(name)
+            live = self._api.get(api.CLAIM, owner.namespace, claim)
+            if live is not None and self._is_ours(live, owner, controller=False):
+                uid = (live.get("metadata") or {}).get("uid")
+                removed = self._api.delete(api.CLAIM, owner.namespace, claim, uid=uid) or removed
+        return contract.RunnerStatus(
+            state=contract.State.REMOVED,
+            action=contract.Action.REMOVED if removed else contract.Action.NONE,
+            workload_name=name,
+            ready=False,
+            message="Deployment and Service deleted"
+            + ("" if self._settings.runners_kubernetes_delete_claim else "; storage claim kept"),
+        )
+
+    def probe(
+        self, workload: contract.Workload, status: contract.RunnerStatus
+    ) -> contract.ProbeResult:
+        """The kubelet runs the readiness probe; its verdict is in the rollout status."""
+        if status.ready:
+            return contract.ProbeResult(ok=True, message="the kubelet reports the pod Ready")
+        return contract.ProbeResult(ok=False, message=status.message or "the pod is not Ready")
+
+    def list_owned(self) -> list[contract.OwnedWorkload]:
+        """Every Deployment this controller manages, read from its labels."""
+        items, _ = self._api.list(api.DEPLOYMENT, namespace=None, selector=self.selector)
+        owned: list[contract.OwnedWorkload] = []
+        for item in items:
+            found = self._owned(item)
+            if found is not None:
+                owned.append(found)
+        return owned
+
+    def remove_owned(self, owned: contract.OwnedWorkload) -> None:
+        """Remove an orphan's Deployment (that very one, by uid) and its Service."""
+        namespace = owned.owner.namespace
+        self._api.delete(api.DEPLOYMENT, namespace, owned.workload_name, uid=owned.workload_id)
+        service = self._api.get(api.SERVICE, namespace, owned.workload_name)
+        if service is not None and self._labels(service).get(contract.LABEL_OWNER_UID) == (
+            owned.owner.uid
+        ):
+            uid = (service.get("metadata") or {}).get("uid")
+            self._api.delete(api.SERVICE, namespace, owned.workload_name, uid=uid)
+
+    def events(self) -> contract.EventStream:
+        """A blocking iterator of changes to managed objects; ``close()`` ends it."""
+        return watch.WorkloadEvents(self._api, self.selector, self._settings.controller)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _converge(
+        self, kind: str, desired: dict[str, Any], owner: contract.Owner
+    ) -> contract.Action:
+        meta = desired["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        live = self._api.get(kind, namespace, name)
+        if live is None:
+            try:
+                self._api.create(kind, namespace, desired)
+                log.info("Created %s %s/%s", kind, namespace, name)
+                return contract.Action.CREATED
+            except api.Conflict:
+                live = self._api.get(kind, namespace, name)  # created meanwhile: converge it
+                if live is None:
+                    raise errors.RunnerUnavailable(
+                        f"{kind} {namespace}/{name} was created and deleted meanwhile; retrying"
+                    ) from None
+        self._check_ownership(kind, live, owner)
+        drifted = drift.object_differences(kind, desired, live)
+        if not drifted:
+            return contract.Action.NONE
+        self._api.patch(kind, namespace, name, drift.restore_ops(kind, desired, live))
+        log.info("Patched %s %s/%s back to the plan: %s", kind, namespace, name, drifted[:5])
+        return contract.Action.REPLACED
+
+    def _check_ownership(self, kind: str, live: dict[str, Any], owner: contract.Owner) -> None:
+        """Refuse to touch an object of the model's name that is not ours."""
+        name = (live.get("metadata") or {}).get("name")
+        if self._is_ours(live, owner, controller=kind != api.CLAIM):
+            return
+        raise errors.ContainerConflict(
+            f"{kind} {owner.namespace}/{name} exists and is not managed by mlplatform for "
+            f"MLModel {owner.key}; rename the MLModel or remove that {kind}"
+        )
+
+    def _is_ours(
+        self, live: dict[str, Any], owner: contract.Owner, *, controller: bool = True
+    ) -> bool:
+        labels = self._labels(live)
+        if labels.get(contract.LABEL_MANAGED_BY) != contract.MANAGED_BY:
+            return False
+        if labels.get(contract.LABEL_OWNER_NAME) != owner.name:
+            return False
+        if not controller:
+            return True
+        # Another MLModel's object (say, the previous one of this name, not yet collected)
+        # is adopted only when no other live controller claims it.
+        for reference in (live.get("metadata") or {}).get("ownerReferences") or []:
+            if reference.get("controller") and reference.get("kind") != "MLModel":
+                return False
+            if reference.get("controller") and reference.get("name") != owner.name:
+                return False
+        return True
+
+    def _read(
+        self, made: plan.KubernetesPlan, *, action: contract.Action = contract.Action.NONE
+    ) -> contract.RunnerStatus:
+        deployment = self._api.get(api.DEPLOYMENT, made.namespace, made.name)
+        service = self._api.get(api.SERVICE, made.namespace, made.name)
+        pods: list[dict[str, Any]] = []
+        if deployment is not None:
+            items, _ = self._api.list(
+                api.POD, namespace=made.namespace, selector=_selector(made.selector)
+            )
+            pods = [p for p in items if _matches(p, made.selector)]
+        return status_module.read_status(
+            made, deployment, pods, service_exists=service is not None, action=action
+        )
+
+    def _owned(self, item: dict[str, Any]) -> contract.OwnedWorkload | None:
+        meta = item.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        annotations = meta.get("annotations") or {}
+        if labels.get(contract.LABEL_MANAGED_BY) != contract.MANAGED_BY:
+            return None  # an emulator or an old API server may ignore the selector
+        if labels.get(contract.LABEL_CONTROLLER) != self._settings.controller:
+            return None
+        uid = labels.get(contract.LABEL_OWNER_UID)
+        name = labels.get(contract.LABEL_OWNER_NAME)
+        namespace = meta.get("namespace")
+        if not (uid and name and namespace):
+            return None
+        counts = status_module.replicas(item)
+        if counts["desired"] == 0 and counts["current"] == 0:
+            state = contract.State.REMOVED
+        elif status_module.rollout_complete(item):
+            state = contract.State.RUNNING
+        else:
+            state = contract.State.STARTING
+        return contract.OwnedWorkload(
+            owner=contract.Owner(namespace=namespace, name=name, uid=uid),
+            model_id=str(annotations.get(plan.ANNOTATION_MODEL_ID) or ""),
+            workload_id=str(meta.get("uid") or ""),
+            workload_name=str(meta.get("name") or ""),
+            revision=str(annotations.get(plan.ANNOTATION_SPEC_HASH) or ""),
+            state=state,
+        )
+
+    @staticmethod
+    def _labels(obj: dict[str, Any]) -> dict[str, str]:
+        labels: dict[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+        return labels
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def _matches(obj: dict[str, Any], labels: dict[str, str]) -> bool:
+    have = (obj.get("metadata") or {}).get("labels") or {}
+    return all(have.get(key) == value for key, value in labels.items())

@@ -1,0 +1,152 @@
+"""Watches of the managed Deployments, Services, claims and pods, as one stream of RunnerEvents.
+
+``WorkloadEvents`` is the Kubernetes runner's ``EventStream``: one thread per kind lists the
+managed objects (for a resourceVersion) and watches from there, across all namespaces, by
+the managed labels; every change becomes a ``RunnerEvent`` for the owner its labels name
+(``action`` is ``"<kind>-<type>"``, e.g. ``"pod-modified"``, ``"deployment-deleted"``). A
+server-side timeout re-opens the watch from the last version seen; an expired version (410)
+or a broken connection ends the stream with ``RunnerUnavailable``, so the consumer
+(``core.drift.DriftWatcher``) reconnects and resyncs what it may have missed. ``close()``
+from any thread shuts the open responses down and ends the iteration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any, Final
+
+from mlplatform import errors
+from mlplatform.runners.kubernetes import api, contract, plan
+
+log = logging.getLogger(__name__)
+
+# Seconds the API server keeps a watch open before it ends it (then re-opened from the last
+# version): short enough that a silently dropped connection is noticed.
+WATCH_TIMEOUT: Final = 300
+_DONE: Final = object()
+
+
+class WorkloadEvents:
+    """A blocking iterator of ``RunnerEvent``s about managed objects (see the module doc)."""
+
+    def __init__(self, objects: api.KubeObjects, selector: str, controller: str) -> None:
+        self._objects = objects
+        self._selector = selector
+        self._controller = controller
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._responses: set[Any] = set()
+        # Fail fast (the consumer backs off) when the API does not answer at all.
+        self._versions = {
+            kind: objects.list(kind, namespace=None, selector=selector)[1] for kind in api.KINDS
+        }
+        self._threads = [
+            threading.Thread(
+                target=self._watch, args=(kind,), name=f"k8s-watch-{kind}", daemon=True
+            )
+            for kind in api.KINDS
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def __iter__(self) -> Iterator[contract.RunnerEvent]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE or self._closed.is_set():
+                return
+            if isinstance(item, errors.RunnerError):
+                self.close()
+                raise item
+            yield item
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with self._lock:
+            responses = list(self._responses)
+        for response in responses:
+            _shutdown(response)
+        self._queue.put(_DONE)
+
+    # --- one thread per kind ------------------------------------------------------------
+
+    def _watch(self, kind: str) -> None:
+        version = self._versions[kind]
+        try:
+            while not self._closed.is_set():
+                response = self._objects.watch(
+                    kind, selector=self._selector, resource_version=version, timeout=WATCH_TIMEOUT
+                )
+                with self._lock:
+                    self._responses.add(response)
+                if self._closed.is_set():
+                    _shutdown(response)
+                try:
+                    for event in api.watch_events(response):
+                        version = self._handle(kind, event) or version
+                finally:
+                    with self._lock:
+                        self._responses.discard(response)
+                    _shutdown(response)
+        except errors.RunnerError as error:
+            if not self._closed.is_set():
+                self._queue.put(error)
+        except Exception as error:  # a broken stream: end it, the consumer reconnects
+            if not self._closed.is_set():
+                log.debug("The %s watch broke: %s", kind, error)
+                self._queue.put(errors.RunnerUnavailable(f"the {kind} watch broke: {error}"))
+
+    def _handle(self, kind: str, event: dict[str, Any]) -> str | None:
+        kind_of_event = event.get("type")
+        obj = event.get("object") or {}
+        meta = obj.get("metadata") or {}
+        if kind_of_event == "ERROR":
+            code = obj.get("code")
+            raise errors.RunnerUnavailable(
+                f"the {kind} watch ended: {code} {obj.get('message') or obj.get('reason')}"
+            )
+        version = meta.get("resourceVersion")
+        if kind_of_event == "BOOKMARK":
+            return str(version) if version else None
+        labels = meta.get("labels") or {}
+        if (
+            labels.get(contract.LABEL_MANAGED_BY) != contract.MANAGED_BY
+            or labels.get(contract.LABEL_CONTROLLER) != self._controller
+        ):
+            return str(version) if version else None
+        owner = _owner(labels)
+        if owner is not None and not self._closed.is_set():
+            model_id = (meta.get("annotations") or {}).get(plan.ANNOTATION_MODEL_ID) or ""
+            self._queue.put(
+                contract.RunnerEvent(
+                    owner=owner,
+                    model_id=str(model_id),
+                    action=f"{kind.lower()}-{str(kind_of_event).lower()}",
+                )
+            )
+        return str(version) if version else None
+
+
+def _owner(labels: dict[str, str]) -> contract.Owner | None:
+    namespace = labels.get(contract.LABEL_OWNER_NAMESPACE)
+    name = labels.get(contract.LABEL_OWNER_NAME)
+    uid = labels.get(contract.LABEL_OWNER_UID)
+    if not (namespace and name and uid):
+        return None
+    return contract.Owner(namespace=namespace, name=name, uid=uid)
+
+
+def _shutdown(response: Any) -> None:
+    """End a watch response from any thread (unblocks its reader)."""
+    with contextlib.suppress(Exception):
+        shutdown = getattr(response, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+    with contextlib.suppress(Exception):
+        response.release_conn()
