@@ -154,7 +154,9 @@ class KubeObjects:
             resource_version=resource_version or None,
             allow_watch_bookmarks=True,
             timeout_seconds=timeout,
-            _request_timeout=(self.timeout, None),
+            # The server ends the watch after ``timeout``; reading may wait that long, and a
+            # silently dropped connection is noticed a little later.
+            _request_timeout=(self.timeout, float(timeout + 30)),
         )
 
     # --- plumbing ---------------------------------------------------------------------
