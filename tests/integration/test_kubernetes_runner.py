@@ -52,7 +52,9 @@ def _client(cluster: WorkloadCluster) -> Any:
 @pytest_asyncio.fixture
 async def env() -> AsyncIterator[Env]:
     async with workload_cluster() as cluster:
-        yield Env(cluster, ClusterSimulator(cluster), KubernetesRunner(SETTINGS, _client(cluster)))
+        client = _client(cluster)
+        yield Env(cluster, ClusterSimulator(cluster), KubernetesRunner(SETTINGS, client))
+        client.close()
 
 
 def workload(name: str = "iris", *, uid: str = "uid-iris-1", **changes: Any) -> contract.Workload:

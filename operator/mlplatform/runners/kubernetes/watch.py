@@ -149,4 +149,4 @@ def _shutdown(response: Any) -> None:
         if shutdown is not None:
             shutdown()
     with contextlib.suppress(Exception):
-        response.release_conn()
+        response.close()  # never back to the pool: a watch connection is spent
