@@ -4,6 +4,7 @@
     ├── ConfigurationError          settings that cannot work (bad directory, bad port)
     └── RunnerError                 a runner could not do what was asked
         ├── RunnerUnavailable       the engine does not answer (down, socket unreachable); retry
+        │   └── NeedsCluster        runner kubernetes outside the operator (local mode); final
         ├── RunnerDisabled          the runner is switched off (RUNNERS_DOCKER_ENABLED is not true)
         ├── RunnerNotImplemented    spec.runner names a backend this build does not have (``pod``)
         ├── ImageNotFound           the image is absent and cannot be had (policy, registry)
@@ -39,6 +40,12 @@ class RunnerError(MLPlatformError):
 
 class RunnerUnavailable(RunnerError):
     """Raised when the engine does not answer within the timeout."""
+
+
+class NeedsCluster(RunnerUnavailable):
+    """Raised by runner kubernetes where there is no Kubernetes API (local mode): for good."""
+
+    retryable = False
 
 
 class RunnerDisabled(RunnerError):
