@@ -65,16 +65,20 @@ class KubernetesRunner:
         made = self.plan_for(workload)
         actions: list[contract.Action] = []
         if made.claim is not None and made.claim_name is not None:
-            actions.append(self._converge(api.CLAIM, made.claim, workload.owner))
-        deployment_action = self._converge(api.DEPLOYMENT, made.deployment, workload.owner)
+            actions.append(self._converge(api.CLAIM, made.claim, workload.owner)[0])
+        deployment_action, deployment = self._converge(
+            api.DEPLOYMENT, made.deployment, workload.owner
+        )
         actions.append(deployment_action)
-        actions.append(self._converge(api.SERVICE, made.service, workload.owner))
+        service_action, service = self._converge(api.SERVICE, made.service, workload.owner)
+        actions.append(service_action)
         action = (
             deployment_action
             if deployment_action != contract.Action.NONE
             else next((a for a in actions if a != contract.Action.NONE), contract.Action.NONE)
         )
-        return self._read(made, action=action)
+        # What the API answered to the writes (or read) is current: only the pods are read.
+        return self._read(made, action=action, deployment=deployment, service=service)
 
     def observe(self, workload: contract.Workload) -> contract.RunnerStatus:
         """What runs for the model, from the Deployment and its pods; changes nothing."""
@@ -142,15 +146,16 @@ class KubernetesRunner:
 
     def _converge(
         self, kind: str, desired: dict[str, Any], owner: contract.Owner
-    ) -> contract.Action:
+    ) -> tuple[contract.Action, dict[str, Any]]:
+        """Create, patch back or leave the object; returns what was done and the object."""
         meta = desired["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         live = self._api.get(kind, namespace, name)
         if live is None:
             try:
-                self._api.create(kind, namespace, desired)
+                created = self._api.create(kind, namespace, desired)
                 log.info("Created %s %s/%s", kind, namespace, name)
-                return contract.Action.CREATED
+                return contract.Action.CREATED, created
             except api.Conflict:
                 live = self._api.get(kind, namespace, name)  # created meanwhile: converge it
                 if live is None:
@@ -160,10 +165,10 @@ class KubernetesRunner:
         self._check_ownership(kind, live, owner)
         drifted = drift.object_differences(kind, desired, live)
         if not drifted:
-            return contract.Action.NONE
-        self._api.patch(kind, namespace, name, drift.restore_ops(kind, desired, live))
+            return contract.Action.NONE, live
+        patched = self._api.patch(kind, namespace, name, drift.restore_ops(kind, desired, live))
         log.info("Patched %s %s/%s back to the plan: %s", kind, namespace, name, drifted[:5])
-        return contract.Action.REPLACED
+        return contract.Action.REPLACED, patched
 
     def _check_ownership(self, kind: str, live: dict[str, Any], owner: contract.Owner) -> None:
         """Refuse to touch an object of the model's name that is not ours."""
@@ -195,10 +200,17 @@ class KubernetesRunner:
         return True
 
     def _read(
-        self, made: plan.KubernetesPlan, *, action: contract.Action = contract.Action.NONE
+        self,
+        made: plan.KubernetesPlan,
+        *,
+        action: contract.Action = contract.Action.NONE,
+        deployment: dict[str, Any] | None = None,
+        service: dict[str, Any] | None = None,
     ) -> contract.RunnerStatus:
-        deployment = self._api.get(api.DEPLOYMENT, made.namespace, made.name)
-        service = self._api.get(api.SERVICE, made.namespace, made.name)
+        if deployment is None:
+            deployment = self._api.get(api.DEPLOYMENT, made.namespace, made.name)
+        if service is None:
+            service = self._api.get(api.SERVICE, made.namespace, made.name)
         pods: list[dict[str, Any]] = []
         if deployment is not None:
             items, _ = self._api.list(
