@@ -7,7 +7,9 @@ import pytest
 
 from mlplatform import errors
 from mlplatform.config import Settings
+from mlplatform.core.reconcile import Reconciler
 from mlplatform.models.spec import MLModelSpec
+from mlplatform.models.status import ConditionType, Reason
 from mlplatform.runners import base, select
 from mlplatform.runners.kubernetes.runner import KubernetesRunner
 
@@ -50,3 +52,13 @@ def test_runners_builds_each_kind_once_with_the_client() -> None:
     runners = select.Runners(Settings.load({}))
     assert runners("kubernetes") is runners("kubernetes")
     assert runners("nomad").type == "nomad"
+
+
+def test_the_reconcile_core_reports_a_kubernetes_model_outside_a_cluster_without_crashing() -> None:
+    outcome = Reconciler(select.Runners(Settings.load({}))).reconcile(
+        WORKLOAD, generation=1, previous=None
+    )
+    ready = next(c for c in outcome.status.conditions if c.type == ConditionType.READY)
+    assert ready.reason == Reason.RUNNER_UNAVAILABLE
+    assert "needs the operator in a cluster" in ready.message
+    assert outcome.status.endpoints == []
