@@ -509,7 +509,7 @@ _UP = (Phase.RUNNING, Phase.STARTING)
 
 _REASONS: dict[type[errors.RunnerError], Reason] = {
     errors.RunnerDisabled: Reason.RUNNER_DISABLED,
-    errors.RunnerNotImplemented: Reason.RUNNER_NOT_AVAILABLE,
+    errors.RunnerNotImplemented: Reason.RUNNER_NOT_IMPLEMENTED,
     errors.ImageNotFound: Reason.IMAGE_NOT_FOUND,
     errors.ImagePullFailed: Reason.IMAGE_PULL_FAILED,
     errors.ContainerConflict: Reason.CONFLICT,

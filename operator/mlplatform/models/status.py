@@ -52,9 +52,13 @@ class Reason(enum.StrEnum):
     PORT_IN_USE = "PortInUse"
     RUNNER_UNAVAILABLE = "RunnerUnavailable"
     RUNNER_DISABLED = "RunnerDisabled"
-    RUNNER_NOT_AVAILABLE = "RunnerNotImplemented"
+    RUNNER_NOT_IMPLEMENTED = "RunnerNotImplemented"
     INVALID_SPEC = "InvalidSpec"
     START_FAILED = "StartFailed"
+    # A workload the cluster cannot place (no node fits its requests) ...
+    UNSCHEDULABLE = "Unschedulable"
+    # ... or whose rollout did not complete within its deadline.
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     # ImageReady
     IMAGE_PRESENT = "ImagePresent"
     IMAGE_PULLED = "ImagePulled"
