@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from mlplatform import errors
+from mlplatform.models.spec import container_name
 from mlplatform.runners.base import (
     Action,
     EventStream,
@@ -19,6 +20,7 @@ from mlplatform.runners.base import (
     ProbeResult,
     RunnerStatus,
     State,
+    Termination,
     Workload,
 )
 
@@ -67,22 +69,27 @@ class MemoryRunner:
         self, c: _Container | None, name: str, action: Action = Action.NONE
     ) -> RunnerStatus:
         if c is None:
-            return RunnerStatus(state=State.MISSING, action=action, container_name=name)
+            return RunnerStatus(state=State.MISSING, action=action, workload_name=name)
+        ended = (
+            Termination(exit_code=c.exit_code, oom_killed=c.oom)
+            if c.state == State.EXITED
+            else None
+        )
         return RunnerStatus(
             state=c.state,
             action=action,
-            container_id=c.id,
-            container_name=c.name,
+            workload_id=c.id,
+            workload_name=c.name,
+            revision=c.spec_hash,
             endpoints=[f"http://{c.name}:8080"] if c.state == State.RUNNING else [],
-            exit_code=c.exit_code,
-            oom_killed=c.oom,
             started_at=c.started_at,
+            termination=ended,
         )
 
     # --- Runner ---
     def apply(self, workload: Workload) -> RunnerStatus:
         self._check()
-        name = workload.spec.container_name
+        name = container_name(workload.spec.id)
         if self.fail_apply is not None:
             raise self.fail_apply
         spec_hash = workload.spec.model_dump_json()
@@ -101,19 +108,19 @@ class MemoryRunner:
 
     def observe(self, workload: Workload) -> RunnerStatus:
         self._check()
-        name = workload.spec.container_name
+        name = container_name(workload.spec.id)
         return self._status(self.containers.get(name), name)
 
     def delete(self, workload: Workload) -> RunnerStatus:
         self._check()
-        name = workload.spec.container_name
+        name = container_name(workload.spec.id)
         removed = self.containers.pop(name, None)
         if removed:
             self.writes += 1
         return RunnerStatus(
             state=State.REMOVED,
             action=Action.REMOVED if removed else Action.NONE,
-            container_name=name,
+            workload_name=name,
         )
 
     def probe(self, workload: Workload, status: RunnerStatus) -> ProbeResult:
@@ -129,7 +136,7 @@ class MemoryRunner:
 
     def remove_owned(self, owned: OwnedWorkload) -> None:
         self._check()
-        self.containers.pop(owned.container_name, None)
+        self.containers.pop(owned.workload_name, None)
 
     def events(self) -> EventStream:
         raise NotImplementedError("the in-memory runner has no event stream")

@@ -61,20 +61,6 @@ def owned_labels(controller: str) -> dict[str, str]:
     return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_CONTROLLER: controller}
 
 
-def owner_labels(workload: Workload, controller: str) -> dict[str, str]:
-    """The ownership labels of ``workload`` (without the spec hash, which the runner adds)."""
-    labels = {
-        **owned_labels(controller),
-        LABEL_MODEL_ID: workload.spec.id,
-        LABEL_OWNER_NAMESPACE: workload.owner.namespace,
-        LABEL_OWNER_NAME: workload.owner.name,
-        LABEL_OWNER_UID: workload.owner.uid,
-    }
-    if workload.source is not None:
-        labels[LABEL_SOURCE] = workload.source
-    return labels
-
-
 def owner_from_labels(labels: Mapping[str, str]) -> Owner:
     """The owner a workload's labels name (empty strings where a label is missing)."""
     return Owner(

@@ -102,15 +102,22 @@ def debug_port_map(workload: base.Workload, debug_base: int | None) -> dict[int,
 
 
 def labels_for(workload: base.Workload, settings: Settings) -> dict[str, str]:
-    """The ownership labels (§2), without the spec hash."""
-    return {
-        base.LABEL_MANAGED_BY: base.MANAGED_BY,
-        base.LABEL_CONTROLLER: settings.controller,
+    """The ownership labels (§2) and the desired state's source, without the spec hash."""
+    labels = {
+        **base.owned_labels(settings.controller),
         base.LABEL_MODEL_ID: workload.spec.id,
         base.LABEL_OWNER_NAMESPACE: workload.owner.namespace,
         base.LABEL_OWNER_NAME: workload.owner.name,
         base.LABEL_OWNER_UID: workload.owner.uid,
     }
+    if workload.source is not None:
+        labels[base.LABEL_SOURCE] = workload.source
+    return labels
+
+
+def owned_label_filter(controller: str) -> list[str]:
+    """The engine's label filter for every container of ``controller`` (lists, events)."""
+    return [f"{key}={value}" for key, value in base.owned_labels(controller).items()]
 
 
 def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None) -> ContainerPlan:
