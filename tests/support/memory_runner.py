@@ -1,7 +1,8 @@
 """An in-memory ``Runner`` for unit tests of the reconcile logic (never of Docker behaviour).
 
 It keeps containers in a dict and lets a test kill them, make the engine unavailable, make
-the next apply fail, or make the probe fail, and counts the writes the core asks for.
+the next apply fail, or make the probe fail, and counts the writes the core asks for. It can
+also answer as a runner that judges readiness, counts restarts and names problems itself.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import datetime
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlplatform import errors
 from mlplatform.models.spec import container_name
@@ -18,6 +20,7 @@ from mlplatform.runners.base import (
     OwnedWorkload,
     Owner,
     ProbeResult,
+    Problem,
     RunnerStatus,
     State,
     Termination,
@@ -55,6 +58,12 @@ class MemoryRunner:
         self.exit_on_start: int | None = None
         self.writes = 0
         self.lists = 0
+        # As a runner that judges readiness, counts restarts, knows problems (pods) would:
+        self.ready: bool | None = None
+        self.restart_count: int | None = None
+        self.problem: Problem | None = None
+        self.details: dict[str, Any] = {}
+        self.probes = 0
 
     # --- test controls ---
     def kill(self, name: str, exit_code: int = 1, *, oom: bool = False) -> None:
@@ -84,6 +93,10 @@ class MemoryRunner:
             endpoints=[f"http://{c.name}:8080"] if c.state == State.RUNNING else [],
             started_at=c.started_at,
             termination=ended,
+            ready=self.ready,
+            restart_count=self.restart_count,
+            problem=self.problem,
+            details=dict(self.details),
         )
 
     # --- Runner ---
@@ -124,6 +137,7 @@ class MemoryRunner:
         )
 
     def probe(self, workload: Workload, status: RunnerStatus) -> ProbeResult:
+        self.probes += 1
         return ProbeResult(self.probe_ok, "200 OK" if self.probe_ok else "connection refused")
 
     def list_owned(self) -> list[OwnedWorkload]:
