@@ -1,22 +1,28 @@
 """The Docker runner: one container per MLModel, on one engine, found again by its labels.
 
-The rules of the original service, one place each:
+It fills the runner contract (``base.RunnerStatus``) from one container: the workload is
+the container (id, name, spec-hash label as revision), an exited container's code and OOM
+flag are its ``Termination``, the debug-port claim is ``DebugPorts``, and ``details``
+carries what only Docker knows (``containerId``, ``containerName``, ``imageId``,
+``hostPorts``). Readiness and the restart count are left to the core.
 
-- S4 image policy ........ ``_ensure_image``: present → used; absent → pulled per
+The rules (docs/design.md names them), one place each:
+
+- image pull policy ...... ``_ensure_image``: present → used; absent → pulled per
   ``imagePullPolicy`` (``Always`` pulls whenever a container is created, ``Never`` fails);
   a missing or unpullable image raises ``ImageNotFound`` / ``ImagePullFailed`` naming it.
-- S5 removal on stop ..... ``apply`` / ``delete`` (see "Stopped containers" below).
-- S7 volumes ............. ``docker_plan.mounts_for``.
-- S8 debug ports ......... ``_debug_claim`` (who holds them) and ``docker_plan.debug_port_map``.
-- S10 enabled switch ..... ``_require_enabled``: ``RunnerDisabled`` from every call.
-- §2 names and labels .... ``docker_plan.plan``; ownership is read from labels only
-  (``_ours``): a same-named container that is not ours raises ``ContainerConflict`` and is
-  never touched.
-- §4 security defaults ... ``docker_plan`` (no privileged, no host network,
+- removal on stop ........ ``apply`` / ``delete`` (see "Stopped containers" below).
+- volumes ................ ``docker_plan.mounts_for``.
+- debug ports ............ ``_debug_claim`` (who holds them) and ``docker_plan.debug_port_map``.
+- enabled switch ......... ``_require_enabled``: ``RunnerDisabled`` from every call.
+- names and labels ....... ``docker_plan.plan``; ownership is read from labels only
+  (``_not_ours``): a same-named container that is not ours raises ``ContainerConflict`` and
+  is never touched.
+- security defaults ...... ``docker_plan`` (no privileged, no host network,
   ``no-new-privileges``, capabilities dropped, read-only ``/data`` and ``/models``).
-- Engine errors .......... ``docker_engine.Engine.guard``, the one translation point.
+- engine errors .......... ``docker_engine.RULES``, by operation (``Engine.guard``).
 
-Stopped containers (S5). Containers are not created with Docker's AutoRemove: an
+Stopped containers (removal on stop). Containers are not created with Docker's AutoRemove: an
 auto-removed container takes its exit code and OOM flag with it, and a model that crashed
 must say why ("exit code 3", "OOM-killed"). Instead a stopped container stays, stopped and
 never restarted, only as the record of how it ended — ``observe`` reports it as ``exited``
@@ -29,7 +35,7 @@ Idempotence. ``apply`` reads the container and compares its spec-hash label with
 what the workload asks for (``docker_plan``); when they match and it runs, nothing is written.
 A different hash replaces the container (remove, create); the storage folder is kept.
 
-Debug ports (S8). With ``RUNNERS_DOCKER_HOST_PORT_DEBUG=P``, the claim belongs to the
+Debug ports. With ``RUNNERS_DOCKER_HOST_PORT_DEBUG=P``, the claim belongs to the
 container labelled ``mlplatform.dev/debug-ports`` (this controller's); if none is, the first
 model with ``debug: true`` to be applied takes it. The holder keeps it until its container is
 removed. The others run unpublished and their status names the holder; because the decision
@@ -268,7 +274,7 @@ class DockerRunner:
             self._remove(container)
             raise
         except errors.StartFailed as error:
-            # A bad command fails here; the container keeps the exit code (S5 record).
+            # A bad command fails here; the stopped container keeps the exit code as the record.
             message = error.message
         with self._engine.guard(Operation.INSPECT, str(container.name)):
             container.reload()
@@ -303,7 +309,10 @@ class DockerRunner:
             return [n for n in client.networks.list(names=[name]) if n.name == name]
 
     def _ensure_image(self, client: docker.DockerClient, image: str, policy: PullPolicy) -> bool:
-        """S4: the image is present afterwards, or a typed error names it. True if pulled."""
+        """The image pull policy: the image is present afterwards, or a typed error names it.
+
+        True if it was pulled.
+        """
         if policy != "Always":
             try:
                 with self._engine.guard(Operation.INSPECT_IMAGE, image, image=image):
@@ -325,7 +334,7 @@ class DockerRunner:
     def _debug_claim(
         self, client: docker.DockerClient, workload: base.Workload
     ) -> tuple[int | None, str | None]:
-        """S8: (first host port if this model holds the debug claim, the holder's model id)."""
+        """(First host port if this model holds the debug claim, the holder's model id)."""
         first = self._settings.runners_docker_host_port_debug
         if not workload.spec.debug or first is None:
             return None, None
