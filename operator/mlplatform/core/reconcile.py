@@ -197,7 +197,7 @@ class Reconciler:
         removed = runner.delete(workload)
         if removed.action == Action.REMOVED:
             step.events.append(
-                Event("Normal", "Removed", f"Removed {removed.workload_name} (suspended)")
+                Event("Normal", "Removed", f"Removed workload {removed.workload_name} (suspended)")
             )
         # Nothing runs: the runner type and its own words on the removed workload only.
         step.status.runner = RunnerDetails.model_validate({**removed.details, "type": runner.type})
@@ -222,7 +222,7 @@ class Reconciler:
                 Event(
                     "Warning",
                     "Recreating",
-                    f"{observed.workload_name} disappeared; recreating",
+                    f"Workload {observed.workload_name} disappeared; recreating",
                 )
             )
         wait = self._backoff_remaining(step.status, now)
@@ -237,7 +237,7 @@ class Reconciler:
                 Event(
                     "Normal",
                     verb,
-                    f"{verb} {applied.workload_name} ({applied.workload_id})",
+                    f"{verb} workload {applied.workload_name} ({applied.workload_id})",
                 )
             )
         if applied.image_pulled:
@@ -508,7 +508,7 @@ class Reconciler:
         removed = self._runner_for(workload.spec.runner).delete(workload)
         self.metrics.set_phase(workload.owner.key, None)
         if removed.action == Action.REMOVED:
-            return Event("Normal", "Removed", f"Removed {removed.workload_name}")
+            return Event("Normal", "Removed", f"Removed workload {removed.workload_name}")
         return None
 
     def resync(
