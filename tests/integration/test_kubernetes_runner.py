@@ -20,7 +20,7 @@ from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.models.spec import MLModelSpec
 from mlplatform.models.status import Reason
-from mlplatform.runners.kubernetes import contract
+from mlplatform.runners import base
 from mlplatform.runners.kubernetes.runner import KubernetesRunner
 from tests.support.kube_cluster import until
 from tests.support.kube_workloads import ClusterSimulator, WorkloadCluster, workload_cluster
@@ -57,7 +57,7 @@ async def env() -> AsyncIterator[Env]:
         client.close()
 
 
-def workload(name: str = "iris", *, uid: str = "uid-iris-1", **changes: Any) -> contract.Workload:
+def workload(name: str = "iris", *, uid: str = "uid-iris-1", **changes: Any) -> base.Workload:
     container: dict[str, Any] = {
         "image": "registry.example.com/iris:1.0",
         "ports": [8080],
@@ -67,12 +67,12 @@ def workload(name: str = "iris", *, uid: str = "uid-iris-1", **changes: Any) -> 
     spec = MLModelSpec.model_validate(
         {"id": "iris:1.0", "runner": "kubernetes", "container": container, **changes}
     )
-    return contract.Workload(owner=contract.Owner(NS, name, uid), spec=spec)
+    return base.Workload(owner=base.Owner(NS, name, uid), spec=spec)
 
 
 async def test_apply_creates_the_deployment_service_and_claim(env: Env) -> None:
     applied = await env.call(env.runner.apply, workload())
-    assert applied.action == contract.Action.CREATED
+    assert applied.action == base.Action.CREATED
     deployment = await env.cluster.get_object("Deployment", NS, "iris")
     service = await env.cluster.get_object("Service", NS, "iris")
     claim = await env.cluster.get_object("PersistentVolumeClaim", NS, "iris-storage")
@@ -88,7 +88,7 @@ async def test_apply_creates_the_deployment_service_and_claim(env: Env) -> None:
         assert obj["metadata"]["labels"]["mlplatform.dev/model-id"] == "iris_1.0"
         assert obj["metadata"]["annotations"]["mlplatform.dev/model-id"] == "iris:1.0"
     # Nothing runs yet: no pod has been scheduled.
-    assert applied.state == contract.State.STARTING
+    assert applied.state == base.State.STARTING
     assert applied.ready is False
     assert applied.workload_id == deployment["metadata"]["uid"]
     assert applied.details["claim"] == "iris-storage"
@@ -99,7 +99,7 @@ async def test_a_second_apply_of_the_same_spec_writes_nothing(env: Env) -> None:
     before = await env.cluster.get_object("Deployment", NS, "iris")
     again = await env.call(env.runner.apply, workload())
     after = await env.cluster.get_object("Deployment", NS, "iris")
-    assert again.action == contract.Action.NONE
+    assert again.action == base.Action.NONE
     assert before is not None and after is not None
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
@@ -108,7 +108,7 @@ async def test_rollout_done_is_ready_with_the_service_endpoint(env: Env) -> None
     await env.call(env.runner.apply, workload(container={"ports": [8080, 9090]}))
     await env.sim.rollout_done(NS, "iris", restarts=2)
     seen = await env.call(env.runner.observe, workload(container={"ports": [8080, 9090]}))
-    assert seen.state == contract.State.RUNNING
+    assert seen.state == base.State.RUNNING
     assert seen.ready is True
     assert seen.problem is None
     assert seen.endpoints == ["http://iris.models.svc:8080", "http://iris.models.svc:9090"]
@@ -126,7 +126,7 @@ async def test_image_pull_back_off_is_image_pull_failed_with_the_kubelets_messag
     await env.sim.image_pull_backoff(NS, "iris", message)
     seen = await env.call(env.runner.observe, workload())
     assert seen.ready is False
-    assert seen.state == contract.State.STARTING
+    assert seen.state == base.State.STARTING
     assert seen.problem is not None
     assert seen.problem.reason == Reason.IMAGE_PULL_FAILED
     assert message in seen.problem.message
@@ -181,20 +181,20 @@ async def test_a_spec_change_rolls_out_a_new_revision_while_the_old_pod_serves(e
 
     changed = workload(container={"image": "registry.example.com/iris:1.1"})
     applied = await env.call(env.runner.apply, changed)
-    assert applied.action == contract.Action.REPLACED
+    assert applied.action == base.Action.REPLACED
     assert applied.revision != first.revision
     deployment = await env.sim.deployment(NS, "iris")
     assert deployment["metadata"]["generation"] == 2
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("iris:1.1")
     # The controller has not seen generation 2 yet: not Ready, the old pod still serves.
     assert applied.ready is False
-    assert applied.state == contract.State.RUNNING
+    assert applied.state == base.State.RUNNING
     assert applied.endpoints == ["http://iris.models.svc:8080"]
     assert "generation 2" in applied.message
 
     await env.sim.observe_generation(NS, "iris")
     rolling = await env.call(env.runner.observe, changed)
-    assert rolling.ready is False and rolling.state == contract.State.RUNNING
+    assert rolling.ready is False and rolling.state == base.State.RUNNING
     assert "rolling out" in rolling.message
 
     await env.sim.rollout_done(NS, "iris")
@@ -207,12 +207,12 @@ async def test_suspend_scales_to_zero_and_keeps_the_service_and_the_claim(env: E
     await env.call(env.runner.apply, workload())
     await env.sim.rollout_done(NS, "iris")
     applied = await env.call(env.runner.apply, workload(suspend=True))
-    assert applied.action == contract.Action.REPLACED
+    assert applied.action == base.Action.REPLACED
     deployment = await env.sim.deployment(NS, "iris")
     assert deployment["spec"]["replicas"] == 0
     await env.sim.scale_down(NS, "iris")
     seen = await env.call(env.runner.observe, workload(suspend=True))
-    assert seen.state == contract.State.REMOVED
+    assert seen.state == base.State.REMOVED
     assert seen.ready is False
     assert await env.cluster.get_object("Service", NS, "iris") is not None
     assert await env.cluster.get_object("PersistentVolumeClaim", NS, "iris-storage") is not None
@@ -221,12 +221,12 @@ async def test_suspend_scales_to_zero_and_keeps_the_service_and_the_claim(env: E
 async def test_delete_removes_deployment_and_service_and_keeps_the_claim(env: Env) -> None:
     await env.call(env.runner.apply, workload())
     removed = await env.call(env.runner.delete, workload())
-    assert removed.action == contract.Action.REMOVED
+    assert removed.action == base.Action.REMOVED
     assert await env.cluster.get_object("Deployment", NS, "iris") is None
     assert await env.cluster.get_object("Service", NS, "iris") is None
     assert await env.cluster.get_object("PersistentVolumeClaim", NS, "iris-storage") is not None
     again = await env.call(env.runner.delete, workload())
-    assert again.action == contract.Action.NONE
+    assert again.action == base.Action.NONE
 
 
 async def test_delete_takes_the_claim_when_the_settings_say_so(env: Env) -> None:
@@ -248,10 +248,10 @@ async def test_a_new_runner_adopts_what_it_finds_without_duplicates(env: Env) ->
     restarted = env.new_runner()
     owned = await env.call(restarted.list_owned)
     assert [(o.owner.key, o.model_id, o.state) for o in owned] == [
-        ("models/iris", "iris:1.0", contract.State.RUNNING)
+        ("models/iris", "iris:1.0", base.State.RUNNING)
     ]
     applied = await env.call(restarted.apply, workload())
-    assert applied.action == contract.Action.NONE
+    assert applied.action == base.Action.NONE
     assert applied.ready is True
     assert len(await env.cluster.objects("Deployment", NS)) == 1
     assert len(await env.cluster.objects("Service", NS)) == 1
@@ -262,7 +262,7 @@ async def test_a_deleted_deployment_is_restored(env: Env) -> None:
     await env.call(env.runner.apply, workload())
     await env.cluster.delete_object("Deployment", NS, "iris")
     restored = await env.call(env.runner.apply, workload())
-    assert restored.action == contract.Action.CREATED
+    assert restored.action == base.Action.CREATED
     assert await env.cluster.get_object("Deployment", NS, "iris") is not None
 
 
@@ -284,7 +284,7 @@ async def test_a_hand_edited_deployment_and_service_are_patched_back(env: Env) -
     )
     await env.cluster.patch_object("Service", NS, "iris", {"spec": {"ports": []}})
     restored = await env.call(env.runner.apply, workload())
-    assert restored.action == contract.Action.REPLACED
+    assert restored.action == base.Action.REPLACED
     deployment = await env.sim.deployment(NS, "iris")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("iris:1.0")
@@ -329,7 +329,7 @@ async def test_events_name_the_owner_of_each_changed_object_and_close_ends_them(
     env: Env,
 ) -> None:
     stream = await env.call(env.runner.events)
-    seen: list[contract.RunnerEvent] = []
+    seen: list[base.RunnerEvent] = []
     failures: list[Exception] = []
     ended = threading.Event()
 
@@ -354,7 +354,7 @@ async def test_events_name_the_owner_of_each_changed_object_and_close_ends_them(
         await until(
             lambda: any(e.action == "service-deleted" for e in seen), what="service-deleted"
         )
-        assert {e.owner for e in seen} == {contract.Owner(NS, "iris", "uid-iris-1")}
+        assert {e.owner for e in seen} == {base.Owner(NS, "iris", "uid-iris-1")}
         assert {e.model_id for e in seen} == {"iris:1.0"}
     finally:
         await env.call(stream.close)

@@ -13,10 +13,11 @@ from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.models.resource import parse_object
 from mlplatform.models.spec import MLModelSpec
-from mlplatform.runners.kubernetes import contract, plan
+from mlplatform.runners import base
+from mlplatform.runners.kubernetes import plan
 from tests.support import corpus
 
-OWNER = contract.Owner(namespace="models", name="iris", uid="0f5c3c9e-uid")
+OWNER = base.Owner(namespace="models", name="iris", uid="0f5c3c9e-uid")
 SETTINGS = Settings.load(
     {"RUNNERS_KUBERNETES_DATA_CLAIM": "datasets", "RUNNERS_KUBERNETES_MODELS_CLAIM": "weights"}
 )
@@ -39,7 +40,7 @@ def _spec(**changes: Any) -> MLModelSpec:
 
 
 def _plan(spec: MLModelSpec, settings: Settings = SETTINGS) -> plan.KubernetesPlan:
-    return plan.plan(contract.Workload(owner=OWNER, spec=spec), settings)
+    return plan.plan(base.Workload(owner=OWNER, spec=spec), settings)
 
 
 def _container(made: plan.KubernetesPlan) -> dict[str, Any]:
@@ -210,12 +211,12 @@ def test_the_label_safe_id_is_one_to_one_and_fits_a_label() -> None:
 
 
 def test_the_spec_hash_moves_with_the_container_and_only_with_it() -> None:
-    base = _plan(_spec())
-    assert _plan(_spec()).spec_hash == base.spec_hash
+    first = _plan(_spec())
+    assert _plan(_spec()).spec_hash == first.spec_hash
     assert _plan(_spec(container={"image": "registry.example.com/iris:1.1"})).spec_hash != (
-        base.spec_hash
+        first.spec_hash
     )
-    assert _plan(_spec(container={"ports": [8081]})).spec_hash != base.spec_hash
+    assert _plan(_spec(container={"ports": [8081]})).spec_hash != first.spec_hash
 
 
 # --- Kubernetes' own schemas -------------------------------------------------------------
@@ -237,8 +238,8 @@ def test_every_generated_object_passes_kubernetes_validate_strictly(
     version: str, where: str, obj: dict[str, Any]
 ) -> None:
     model = parse_object(obj)
-    owner = contract.Owner(namespace=model.namespace or "default", name=model.name, uid="uid-1")
-    made = plan.plan(contract.Workload(owner=owner, spec=model.spec), SETTINGS)
+    owner = base.Owner(namespace=model.namespace or "default", name=model.name, uid="uid-1")
+    made = plan.plan(base.Workload(owner=owner, spec=model.spec), SETTINGS)
     assert made.objects()
     for generated in made.objects():
         kubernetes_validate.validate(generated, version, strict=True)

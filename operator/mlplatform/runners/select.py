@@ -13,7 +13,7 @@ runner that refuses every call with ``RunnerNotImplemented``.
 from __future__ import annotations
 
 import threading
-from typing import Any, cast
+from typing import Any
 
 from mlplatform import errors
 from mlplatform.config import Settings
@@ -94,9 +94,7 @@ def runner_for(
             return RefusingRunner(kind, errors.RunnerDisabled(KUBERNETES_DISABLED))
         from mlplatform.runners.kubernetes.runner import KubernetesRunner
 
-        # TEMPORARY cast: the Kubernetes runner speaks the new runner contract
-        # (runners/kubernetes/contract.py) until runners/base.py has it.
-        return cast(base.Runner, KubernetesRunner(settings, api_client))
+        return KubernetesRunner(settings, api_client)
     return UnavailableRunner(kind)
 
 

@@ -46,7 +46,7 @@ from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.models import quantities
 from mlplatform.models.spec import API_GROUP, API_VERSION, KIND, split_id, volume_basename
-from mlplatform.runners.kubernetes import contract
+from mlplatform.runners import base
 
 CONTAINER_NAME: Final = "model"
 STORAGE_VOLUME: Final = "storage"
@@ -54,8 +54,8 @@ DATA_PATH: Final = "/data"
 MODELS_PATH: Final = "/models"
 STORAGE_SUFFIX: Final = "-storage"
 # Annotations: the exact model id (the label holds a label-safe form) and the spec hash.
-ANNOTATION_MODEL_ID: Final = contract.LABEL_MODEL_ID
-ANNOTATION_SPEC_HASH: Final = contract.LABEL_SPEC_HASH
+ANNOTATION_MODEL_ID: Final = base.LABEL_MODEL_ID
+ANNOTATION_SPEC_HASH: Final = base.LABEL_SPEC_HASH
 # The capabilities an ordinary image needs to start as root, chown its folders, drop to a
 # service user and bind a port below 1024 (the Docker runner keeps the same set).
 CAPABILITIES_KEPT: Final = (
@@ -122,30 +122,30 @@ def port_name(port: int) -> str:
     return f"http-{port}"
 
 
-def selector_labels(owner: contract.Owner) -> dict[str, str]:
+def selector_labels(owner: base.Owner) -> dict[str, str]:
     """The Deployment's selector and the Service's: immutable for the MLModel's life."""
-    return {contract.LABEL_MANAGED_BY: contract.MANAGED_BY, contract.LABEL_OWNER_NAME: owner.name}
+    return {base.LABEL_MANAGED_BY: base.MANAGED_BY, base.LABEL_OWNER_NAME: owner.name}
 
 
-def managed_labels(workload: contract.Workload, settings: Settings) -> dict[str, str]:
+def managed_labels(workload: base.Workload, settings: Settings) -> dict[str, str]:
     """The ownership labels on every object (and the pods)."""
     name, version = split_id(workload.spec.id)
     owner = workload.owner
     return {
         **selector_labels(owner),
-        contract.LABEL_CONTROLLER: settings.controller,
-        contract.LABEL_MODEL_ID: label_safe_id(workload.spec.id),
-        contract.LABEL_OWNER_NAMESPACE: owner.namespace,
-        contract.LABEL_OWNER_UID: owner.uid,
+        base.LABEL_CONTROLLER: settings.controller,
+        base.LABEL_MODEL_ID: label_safe_id(workload.spec.id),
+        base.LABEL_OWNER_NAMESPACE: owner.namespace,
+        base.LABEL_OWNER_UID: owner.uid,
         "app.kubernetes.io/name": name,
         "app.kubernetes.io/instance": owner.name,
         "app.kubernetes.io/version": _label_value(version),
         "app.kubernetes.io/component": "model-server",
-        "app.kubernetes.io/managed-by": contract.MANAGED_BY,
+        "app.kubernetes.io/managed-by": base.MANAGED_BY,
     }
 
 
-def owner_reference(owner: contract.Owner) -> dict[str, Any]:
+def owner_reference(owner: base.Owner) -> dict[str, Any]:
     """The MLModel as the controller of an object (Kubernetes' garbage collector follows it)."""
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
@@ -175,7 +175,7 @@ def memory_quantity(value: str | int) -> str:
     return str(size)
 
 
-def plan(workload: contract.Workload, settings: Settings) -> KubernetesPlan:
+def plan(workload: base.Workload, settings: Settings) -> KubernetesPlan:
     """The Deployment, Service and claim for ``workload`` (see the module docstring).
 
     Raises ``StorageNotConfigured`` when the spec mounts ``/data`` or ``/models`` and the
@@ -350,7 +350,7 @@ def plan(workload: contract.Workload, settings: Settings) -> KubernetesPlan:
 
 
 def _storage(
-    workload: contract.Workload,
+    workload: base.Workload,
     settings: Settings,
     claim: str | None,
     storage_paths: list[str],

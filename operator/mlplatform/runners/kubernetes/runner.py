@@ -27,7 +27,8 @@ from typing import Any
 
 from mlplatform import errors
 from mlplatform.config import Settings
-from mlplatform.runners.kubernetes import api, contract, drift, plan, watch
+from mlplatform.runners import base
+from mlplatform.runners.kubernetes import api, drift, plan, watch
 from mlplatform.runners.kubernetes import status as status_module
 
 log = logging.getLogger(__name__)
@@ -49,21 +50,18 @@ class KubernetesRunner:
     @property
     def selector(self) -> str:
         """The label selector of everything this controller manages."""
-        return (
-            f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY},"
-            f"{contract.LABEL_CONTROLLER}={self._settings.controller}"
-        )
+        return _selector(base.owned_labels(self._settings.controller))
 
-    def plan_for(self, workload: contract.Workload) -> plan.KubernetesPlan:
+    def plan_for(self, workload: base.Workload) -> plan.KubernetesPlan:
         """The objects this runner makes for ``workload`` (raises ``StorageNotConfigured``)."""
         return plan.plan(workload, self._settings)
 
     # --- the contract ------------------------------------------------------------------
 
-    def apply(self, workload: contract.Workload) -> contract.RunnerStatus:
+    def apply(self, workload: base.Workload) -> base.RunnerStatus:
         """Converge the Deployment, Service and claim to the plan; no writes when in sync."""
         made = self.plan_for(workload)
-        actions: list[contract.Action] = []
+        actions: list[base.Action] = []
         if made.claim is not None and made.claim_name is not None:
             actions.append(self._converge(api.CLAIM, made.claim, workload.owner)[0])
         deployment_action, deployment = self._converge(
@@ -74,17 +72,17 @@ class KubernetesRunner:
         actions.append(service_action)
         action = (
             deployment_action
-            if deployment_action != contract.Action.NONE
-            else next((a for a in actions if a != contract.Action.NONE), contract.Action.NONE)
+            if deployment_action != base.Action.NONE
+            else next((a for a in actions if a != base.Action.NONE), base.Action.NONE)
         )
         # What the API answered to the writes (or read) is current: only the pods are read.
         return self._read(made, action=action, deployment=deployment, service=service)
 
-    def observe(self, workload: contract.Workload) -> contract.RunnerStatus:
+    def observe(self, workload: base.Workload) -> base.RunnerStatus:
         """What runs for the model, from the Deployment and its pods; changes nothing."""
         return self._read(self.plan_for(workload))
 
-    def delete(self, workload: contract.Workload) -> contract.RunnerStatus:
+    def delete(self, workload: base.Workload) -> base.RunnerStatus:
         """Delete the Deployment and the Service (the claim only if the settings say so)."""
         owner = workload.owner
         name = owner.name
@@ -100,53 +98,51 @@ class KubernetesRunner:
             if live is not None and self._is_ours(live, owner, controller=False):
                 uid = (live.get("metadata") or {}).get("uid")
                 removed = self._api.delete(api.CLAIM, owner.namespace, claim, uid=uid) or removed
-        return contract.RunnerStatus(
-            state=contract.State.REMOVED,
-            action=contract.Action.REMOVED if removed else contract.Action.NONE,
+        return base.RunnerStatus(
+            state=base.State.REMOVED,
+            action=base.Action.REMOVED if removed else base.Action.NONE,
             workload_name=name,
             ready=False,
             message="Deployment and Service deleted"
             + ("" if self._settings.runners_kubernetes_delete_claim else "; storage claim kept"),
         )
 
-    def probe(
-        self, workload: contract.Workload, status: contract.RunnerStatus
-    ) -> contract.ProbeResult:
+    def probe(self, workload: base.Workload, status: base.RunnerStatus) -> base.ProbeResult:
         """The kubelet runs the readiness probe; its verdict is in the rollout status."""
         if status.ready:
-            return contract.ProbeResult(ok=True, message="the kubelet reports the pod Ready")
-        return contract.ProbeResult(ok=False, message=status.message or "the pod is not Ready")
+            return base.ProbeResult(ok=True, message="the kubelet reports the pod Ready")
+        return base.ProbeResult(ok=False, message=status.message or "the pod is not Ready")
 
-    def list_owned(self) -> list[contract.OwnedWorkload]:
+    def list_owned(self) -> list[base.OwnedWorkload]:
         """Every Deployment this controller manages, read from its labels."""
         items, _ = self._api.list(api.DEPLOYMENT, namespace=None, selector=self.selector)
-        owned: list[contract.OwnedWorkload] = []
+        owned: list[base.OwnedWorkload] = []
         for item in items:
             found = self._owned(item)
             if found is not None:
                 owned.append(found)
         return owned
 
-    def remove_owned(self, owned: contract.OwnedWorkload) -> None:
+    def remove_owned(self, owned: base.OwnedWorkload) -> None:
         """Remove an orphan's Deployment (that very one, by uid) and its Service."""
         namespace = owned.owner.namespace
         self._api.delete(api.DEPLOYMENT, namespace, owned.workload_name, uid=owned.workload_id)
         service = self._api.get(api.SERVICE, namespace, owned.workload_name)
-        if service is not None and self._labels(service).get(contract.LABEL_OWNER_UID) == (
+        if service is not None and self._labels(service).get(base.LABEL_OWNER_UID) == (
             owned.owner.uid
         ):
             uid = (service.get("metadata") or {}).get("uid")
             self._api.delete(api.SERVICE, namespace, owned.workload_name, uid=uid)
 
-    def events(self) -> contract.EventStream:
+    def events(self) -> base.EventStream:
         """A blocking iterator of changes to managed objects; ``close()`` ends it."""
         return watch.WorkloadEvents(self._api, self.selector, self._settings.controller)
 
     # --- internals ---------------------------------------------------------------------
 
     def _converge(
-        self, kind: str, desired: dict[str, Any], owner: contract.Owner
-    ) -> tuple[contract.Action, dict[str, Any]]:
+        self, kind: str, desired: dict[str, Any], owner: base.Owner
+    ) -> tuple[base.Action, dict[str, Any]]:
         """Create, patch back or leave the object; returns what was done and the object."""
         meta = desired["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -155,7 +151,7 @@ class KubernetesRunner:
             try:
                 created = self._api.create(kind, namespace, desired)
                 log.info("Created %s %s/%s", kind, namespace, name)
-                return contract.Action.CREATED, created
+                return base.Action.CREATED, created
             except api.Conflict:
                 live = self._api.get(kind, namespace, name)  # created meanwhile: converge it
                 if live is None:
@@ -165,12 +161,12 @@ class KubernetesRunner:
         self._check_ownership(kind, live, owner)
         drifted = drift.object_differences(kind, desired, live)
         if not drifted:
-            return contract.Action.NONE, live
+            return base.Action.NONE, live
         patched = self._api.patch(kind, namespace, name, drift.restore_ops(kind, desired, live))
         log.info("Patched %s %s/%s back to the plan: %s", kind, namespace, name, drifted[:5])
-        return contract.Action.REPLACED, patched
+        return base.Action.REPLACED, patched
 
-    def _check_ownership(self, kind: str, live: dict[str, Any], owner: contract.Owner) -> None:
+    def _check_ownership(self, kind: str, live: dict[str, Any], owner: base.Owner) -> None:
         """Refuse to touch an object of the model's name that is not ours."""
         name = (live.get("metadata") or {}).get("name")
         if self._is_ours(live, owner, controller=kind != api.CLAIM):
@@ -180,13 +176,11 @@ class KubernetesRunner:
             f"MLModel {owner.key}; rename the MLModel or remove that {kind}"
         )
 
-    def _is_ours(
-        self, live: dict[str, Any], owner: contract.Owner, *, controller: bool = True
-    ) -> bool:
+    def _is_ours(self, live: dict[str, Any], owner: base.Owner, *, controller: bool = True) -> bool:
         labels = self._labels(live)
-        if labels.get(contract.LABEL_MANAGED_BY) != contract.MANAGED_BY:
+        if labels.get(base.LABEL_MANAGED_BY) != base.MANAGED_BY:
             return False
-        if labels.get(contract.LABEL_OWNER_NAME) != owner.name:
+        if labels.get(base.LABEL_OWNER_NAME) != owner.name:
             return False
         if not controller:
             return True
@@ -203,10 +197,10 @@ class KubernetesRunner:
         self,
         made: plan.KubernetesPlan,
         *,
-        action: contract.Action = contract.Action.NONE,
+        action: base.Action = base.Action.NONE,
         deployment: dict[str, Any] | None = None,
         service: dict[str, Any] | None = None,
-    ) -> contract.RunnerStatus:
+    ) -> base.RunnerStatus:
         if deployment is None:
             deployment = self._api.get(api.DEPLOYMENT, made.namespace, made.name)
         if service is None:
@@ -221,28 +215,26 @@ class KubernetesRunner:
             made, deployment, pods, service_exists=service is not None, action=action
         )
 
-    def _owned(self, item: dict[str, Any]) -> contract.OwnedWorkload | None:
+    def _owned(self, item: dict[str, Any]) -> base.OwnedWorkload | None:
         meta = item.get("metadata") or {}
         labels = meta.get("labels") or {}
         annotations = meta.get("annotations") or {}
-        if labels.get(contract.LABEL_MANAGED_BY) != contract.MANAGED_BY:
+        if labels.get(base.LABEL_MANAGED_BY) != base.MANAGED_BY:
             return None  # an emulator or an old API server may ignore the selector
-        if labels.get(contract.LABEL_CONTROLLER) != self._settings.controller:
+        if labels.get(base.LABEL_CONTROLLER) != self._settings.controller:
             return None
-        uid = labels.get(contract.LABEL_OWNER_UID)
-        name = labels.get(contract.LABEL_OWNER_NAME)
-        namespace = meta.get("namespace")
-        if not (uid and name and namespace):
+        owner = base.owner_from_labels(labels)
+        if not (owner.uid and owner.name and owner.namespace):
             return None
         counts = status_module.replicas(item)
         if counts["desired"] == 0 and counts["current"] == 0:
-            state = contract.State.REMOVED
+            state = base.State.REMOVED
         elif status_module.rollout_complete(item):
-            state = contract.State.RUNNING
+            state = base.State.RUNNING
         else:
-            state = contract.State.STARTING
-        return contract.OwnedWorkload(
-            owner=contract.Owner(namespace=namespace, name=name, uid=uid),
+            state = base.State.STARTING
+        return base.OwnedWorkload(
+            owner=owner,
             model_id=str(annotations.get(plan.ANNOTATION_MODEL_ID) or ""),
             workload_id=str(meta.get("uid") or ""),
             workload_name=str(meta.get("name") or ""),

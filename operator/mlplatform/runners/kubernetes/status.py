@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlplatform.models.status import Reason
-from mlplatform.runners.kubernetes import contract, plan
+from mlplatform.runners import base
+from mlplatform.runners.kubernetes import plan
 
 _PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 _START_FAILURES = frozenset(
@@ -81,8 +82,8 @@ def _model_container(pod: Obj) -> Obj:
     return {}
 
 
-def _termination(terminated: Obj) -> contract.Termination:
-    return contract.Termination(
+def _termination(terminated: Obj) -> base.Termination:
+    return base.Termination(
         exit_code=terminated.get("exitCode"),
         oom_killed=terminated.get("reason") == "OOMKilled",
         reason=str(terminated.get("reason") or ""),
@@ -93,13 +94,13 @@ def _termination(terminated: Obj) -> contract.Termination:
 
 def pod_problem(
     pod: Obj,
-) -> tuple[contract.Problem | None, contract.Termination | None]:
+) -> tuple[base.Problem | None, base.Termination | None]:
     """Why one pod is not serving, and how its container last ended (if it did)."""
     pod_name = (pod.get("metadata") or {}).get("name", "")
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             message = condition.get("message") or condition.get("reason") or "not scheduled"
-            return contract.Problem(Reason.UNSCHEDULABLE, f"pod {pod_name}: {message}"), None
+            return base.Problem(Reason.UNSCHEDULABLE, f"pod {pod_name}: {message}"), None
     container = _model_container(pod)
     state = container.get("state") or {}
     last = (container.get("lastState") or {}).get("terminated")
@@ -110,34 +111,34 @@ def pod_problem(
     reason = waiting.get("reason")
     detail = waiting.get("message") or reason or ""
     if reason in _PULL_FAILURES:
-        return contract.Problem(Reason.IMAGE_PULL_FAILED, f"{reason}: {detail}"), termination
+        return base.Problem(Reason.IMAGE_PULL_FAILED, f"{reason}: {detail}"), termination
     if reason in _START_FAILURES:
-        return contract.Problem(Reason.START_FAILED, f"{reason}: {detail}"), termination
+        return base.Problem(Reason.START_FAILED, f"{reason}: {detail}"), termination
     if termination is not None and termination.oom_killed and not state.get("running"):
-        return contract.Problem(
+        return base.Problem(
             Reason.OOM_KILLED, f"container was OOM-killed (pod {pod_name}); {detail}".rstrip("; ")
         ), termination
     if reason == "CrashLoopBackOff":
         code = termination.exit_code if termination else None
-        return contract.Problem(
+        return base.Problem(
             Reason.CRASH_LOOP, f"container exited with code {code}; {detail}"
         ), termination
     if now_terminated:
         assert termination is not None
-        return contract.Problem(
+        return base.Problem(
             Reason.CONTAINER_EXITED, f"container exited with code {termination.exit_code}"
         ), termination
     return None, termination
 
 
-def _progress_deadline(deployment: Obj) -> contract.Problem | None:
+def _progress_deadline(deployment: Obj) -> base.Problem | None:
     for condition in (deployment.get("status") or {}).get("conditions") or []:
         if (
             condition.get("type") == "Progressing"
             and condition.get("status") == "False"
             and condition.get("reason") == "ProgressDeadlineExceeded"
         ):
-            return contract.Problem(
+            return base.Problem(
                 Reason.PROGRESS_DEADLINE_EXCEEDED,
                 f"the rollout failed: {condition.get('message') or 'progress deadline exceeded'}",
             )
@@ -150,12 +151,12 @@ def read_status(
     pods: Sequence[Obj],
     *,
     service_exists: bool,
-    action: contract.Action = contract.Action.NONE,
-) -> contract.RunnerStatus:
+    action: base.Action = base.Action.NONE,
+) -> base.RunnerStatus:
     """What the cluster says of one model (``deployment`` None: there is none)."""
     if deployment is None:
-        return contract.RunnerStatus(
-            state=contract.State.MISSING,
+        return base.RunnerStatus(
+            state=base.State.MISSING,
             action=action,
             workload_name=made.name,
             ready=False,
@@ -175,8 +176,8 @@ def read_status(
     }
     if counts["desired"] == 0:
         left = counts["current"]
-        return contract.RunnerStatus(
-            state=contract.State.REMOVED if left == 0 else contract.State.RUNNING,
+        return base.RunnerStatus(
+            state=base.State.REMOVED if left == 0 else base.State.RUNNING,
             ready=False,
             restart_count=0,
             message="scaled to 0 (suspended); Service and storage kept"
@@ -185,8 +186,8 @@ def read_status(
             **common,
         )
     current = current_pods(deployment, pods)
-    problem: contract.Problem | None = None
-    termination: contract.Termination | None = None
+    problem: base.Problem | None = None
+    termination: base.Termination | None = None
     restarts = 0
     started_at: str | None = None
     for pod in current:
@@ -201,17 +202,17 @@ def read_status(
     complete = rollout_complete(deployment)
     serving = counts["available"] > 0 and service_exists
     if complete:
-        state = contract.State.RUNNING
+        state = base.State.RUNNING
         message = ""
     elif serving:
-        state = contract.State.RUNNING
+        state = base.State.RUNNING
         message = _rollout_message(deployment, counts, old_serving=True)
     else:
-        state = contract.State.STARTING
+        state = base.State.STARTING
         message = _rollout_message(deployment, counts, old_serving=False)
     if problem is not None and not complete:
         message = problem.message if not message else f"{message}; {problem.message}"
-    return contract.RunnerStatus(
+    return base.RunnerStatus(
         state=state,
         endpoints=list(made.endpoints) if serving else [],
         started_at=started_at,

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from mlplatform import errors
-from mlplatform.runners.kubernetes import api, contract, plan
+from mlplatform.runners import base
+from mlplatform.runners.kubernetes import api, plan
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class WorkloadEvents:
         for thread in self._threads:
             thread.start()
 
-    def __iter__(self) -> Iterator[contract.RunnerEvent]:
+    def __iter__(self) -> Iterator[base.RunnerEvent]:
         while True:
             item = self._queue.get()
             if item is _DONE or self._closed.is_set():
@@ -116,15 +117,15 @@ class WorkloadEvents:
             return str(version) if version else None
         labels = meta.get("labels") or {}
         if (
-            labels.get(contract.LABEL_MANAGED_BY) != contract.MANAGED_BY
-            or labels.get(contract.LABEL_CONTROLLER) != self._controller
+            labels.get(base.LABEL_MANAGED_BY) != base.MANAGED_BY
+            or labels.get(base.LABEL_CONTROLLER) != self._controller
         ):
             return str(version) if version else None
         owner = _owner(labels)
         if owner is not None and not self._closed.is_set():
             model_id = (meta.get("annotations") or {}).get(plan.ANNOTATION_MODEL_ID) or ""
             self._queue.put(
-                contract.RunnerEvent(
+                base.RunnerEvent(
                     owner=owner,
                     model_id=str(model_id),
                     action=f"{kind.lower()}-{str(kind_of_event).lower()}",
@@ -133,13 +134,9 @@ class WorkloadEvents:
         return str(version) if version else None
 
 
-def _owner(labels: dict[str, str]) -> contract.Owner | None:
-    namespace = labels.get(contract.LABEL_OWNER_NAMESPACE)
-    name = labels.get(contract.LABEL_OWNER_NAME)
-    uid = labels.get(contract.LABEL_OWNER_UID)
-    if not (namespace and name and uid):
-        return None
-    return contract.Owner(namespace=namespace, name=name, uid=uid)
+def _owner(labels: dict[str, str]) -> base.Owner | None:
+    owner = base.owner_from_labels(labels)
+    return owner if owner.namespace and owner.name and owner.uid else None
 
 
 def _shutdown(response: Any) -> None:
