@@ -85,14 +85,22 @@ class _Strict(BaseModel):
     )
 
 
-# --- spec.id (S1) ---------------------------------------------------------------------
+# --- spec.id (safe ids) -------------------------------------------------------------
 
 
 def _check_id(value: str) -> str:
     if len(value) > rules.ID_MAX_LENGTH:
         raise _invalid("id_length", f"is {len(value)} characters long; {rules.ID_RULE}")
     if value.count(":") != 1:
-        raise _invalid("id_format", f"{shown(value)} {rules.ID_RULE}")
+        raise _invalid(
+            "id_format",
+            f'{shown(value)} must be "name:version" with exactly one ":"; {rules.ID_RULE_SHORT}',
+        )
+    if value != value.lower():
+        raise _invalid(
+            "id_format",
+            f"{shown(value)} must be lower case (upper case is not allowed); {rules.ID_RULE_SHORT}",
+        )
     if not re.fullmatch(rules.ID_PATTERN.strip("^$"), value):
         raise _invalid("id_format", f"{shown(value)} {rules.ID_RULE}")
     return value
@@ -123,7 +131,7 @@ def container_name(model_id: str) -> str:
     return f"{name}-{version}"
 
 
-# --- ports (S2) -----------------------------------------------------------------------
+# --- ports ----------------------------------------------------------------------
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -137,7 +145,7 @@ def _check_unique_ports(ports: list[int]) -> list[int]:
     return ports
 
 
-# --- volumes (S3, S7) -----------------------------------------------------------------
+# --- volumes (unique base names, read-only data folders) ------------------------------
 
 
 def _check_volume(path: str) -> str:
@@ -191,7 +199,7 @@ def _check_volume_basenames(volumes: list[str]) -> list[str]:
             raise _invalid(
                 "volume_basename",
                 f"base name {shown(base)} is used twice ({shown(seen[base])}, {shown(path)}); "
-                "volume base names must be unique (S3)",
+                "volume base names must be unique",
             )
         seen[base] = path
     return volumes
@@ -423,7 +431,7 @@ class ContainerSpec(_Strict):
             json_schema_extra=_cel_schema(
                 cel(
                     _VOLUME_BASENAME_CEL,
-                    "volume base names must be unique (S3): "
+                    "volume base names must be unique: "
                     '["/storage", "/logs"] is valid, ["/storage/logs", "/logs"] is not',
                 ),
             ),
