@@ -232,9 +232,9 @@ def read_documents(path: Path, *, named: bool = True) -> list[Document]:
     source = str(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise ManifestError(f"larger than {MAX_FILE_BYTES // 1024} KiB")
+            return [_unreadable(source, "(yaml)", f"larger than {MAX_FILE_BYTES // 1024} KiB")]
         raw = path.read_bytes()
-    except (OSError, ManifestError) as error:
+    except OSError as error:
         return [_unreadable(source, "(file)", f"cannot be read: {_one_line(error)}")]
     return read_text(raw, source, named=named)
 
