@@ -21,7 +21,9 @@ from tests.security import hostile
 CASES = hostile.corpus_cases()
 # What follows the file name on a report line: optional #DOC, optional :LINE, the field, the
 # message.
-_LINE = re.compile(r"(#[0-9]+)?(:[0-9]+)?: (?P<field>\([a-z]+\)|[A-Za-z][A-Za-z0-9_.\[\]]*): (?P<msg>.+)")
+_LINE = re.compile(
+    r"(#[0-9]+)?(:[0-9]+)?: (?P<field>\([a-z]+\)|[A-Za-z][A-Za-z0-9_.\[\]]*): (?P<msg>.+)"
+)
 # A Python tag in the corpus would create this file if the loader ever executed it.
 PWNED = Path("/tmp/mlpt-pwned")
 

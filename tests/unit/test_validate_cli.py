@@ -224,8 +224,10 @@ def test_hidden_files_are_judged_when_named(tmp_path: Path) -> None:
 
 
 def test_stdin_is_read_for_a_dash() -> None:
-    text = MODEL.format(name="a", port=80, extra="") + "---\n" + MODEL.format(
-        name="b", port=0, extra=""
+    text = (
+        MODEL.format(name="a", port=80, extra="")
+        + "---\n"
+        + MODEL.format(name="b", port=0, extra="")
     )
     result = _run("-", stdin=text)
     assert result.returncode == 1

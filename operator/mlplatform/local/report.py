@@ -1,6 +1,6 @@
 """What ``mlplatform local`` tells its user, and when: only when something changed.
 
-- ``--output table`` (default): the ``kubectl get mlm``-like table on stdout, re-printed when
+- ``--output table`` (default): the ``kubectl get mlpm``-like table on stdout, re-printed when
   a cell other than AGE changes (watch mode), or once at the end (``--once``).
 - ``--output wide`` (``--wide``): the same table with the whole status message.
 - ``--output json``: one compact JSON document (an ``MLModelList`` whose items look like the

@@ -1,4 +1,4 @@
-"""How local mode shows its models: a table like ``kubectl get mlm``, or JSON for tools.
+"""How local mode shows its models: a table like ``kubectl get mlpm``, or JSON for tools.
 
 The table has the CRD's printer columns (ID, Runner, Phase, Ready, Reason, Endpoint, Age) plus
 the namespace and the status message, cut to fit; ``wide`` shows the message whole (as
