@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from mlplatform import __version__, config, errors
 from mlplatform.kube import options as kube_options
@@ -128,6 +130,10 @@ _OPERATOR_ENV = (
 )
 
 
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, width=88)
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Epilogs kept as written; each option's default shown when it has one."""
 
@@ -142,11 +148,20 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line on stderr and exit code 2, with where to read more."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mlplatform",
-        description="Run machine-learning model servers from MLModel manifests: on a "
-        "Kubernetes cluster (operator) or on this Docker engine (local).",
+        description=_wrapped(
+            "Run machine-learning model servers from MLModel manifests: on a "
+            "Kubernetes cluster (operator) or on this Docker engine (local)."
+        ),
         formatter_class=_HelpFormatter,
         epilog=EXIT_CODES,
     )
@@ -156,11 +171,13 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "validate",
         help="check MLModel manifests offline (files, folders, or - for stdin)",
-        description="Check MLModel manifests offline, as the API server and the admission "
-        "webhook would. Documents of other API groups are counted and skipped; hidden files "
-        "and folders are skipped unless named; List items are checked one by one. Prints "
-        "FILE[#DOC][:LINE]: FIELD: MESSAGE per problem and a summary line. Reads no "
-        "environment variables.",
+        description=_wrapped(
+            "Check MLModel manifests offline, as the API server and the admission "
+            "webhook would. Documents of other API groups are counted and skipped; hidden files "
+            "and folders are skipped unless named; List items are checked one by one. Prints "
+            "FILE[#DOC][:LINE]: FIELD: MESSAGE per problem and a summary line. Reads no "
+            "environment variables."
+        ),
         formatter_class=_HelpFormatter,
         epilog=EXIT_CODES,
     )
@@ -180,14 +197,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "crd",
         help="print the MLModel CustomResourceDefinition",
-        description="Print the MLModel CustomResourceDefinition (YAML) generated from the "
-        "spec and status models.",
+        description=_wrapped(
+            "Print the MLModel CustomResourceDefinition (YAML) generated from the "
+            "spec and status models."
+        ),
     )
 
     operator = commands.add_parser(
         "operator",
         help="run the operator against a Kubernetes cluster",
-        description="Run the operator against the cluster of the usual kubeconfig.",
+        description=_wrapped("Run the operator against the cluster of the usual kubeconfig."),
         formatter_class=_HelpFormatter,
         epilog=f"{config.environment_help()}\n  {_OPERATOR_ENV}\n\n{EXIT_CODES}",
     )
@@ -196,8 +215,10 @@ def _parser() -> argparse.ArgumentParser:
     local = commands.add_parser(
         "local",
         help="run MLModel manifests on this Docker engine, no cluster",
-        description="Run MLModel manifests on this Docker engine, no cluster: converge "
-        "(--once), watch (default) or remove (--down).",
+        description=_wrapped(
+            "Run MLModel manifests on this Docker engine, no cluster: converge "
+            "(--once), watch (default) or remove (--down)."
+        ),
         formatter_class=_HelpFormatter,
         epilog=f"{config.environment_help()}\n\n{EXIT_CODES}",
     )

@@ -341,7 +341,8 @@ class Resources(_Strict):
                     "x-kubernetes-int-or-string": True,
                     "x-kubernetes-validations": [
                         cel(
-                            f"type(self) == int || self.matches({cel_string(rules.MEMORY_PATTERN)})",
+                            "type(self) == int || "
+                            f"self.matches({cel_string(rules.MEMORY_PATTERN)})",
                             'memory must be a memory quantity such as "512Mi" (at least 6Mi)',
                         ),
                         cel(
