@@ -103,7 +103,7 @@ def test_an_invalid_manifest_is_reported_while_the_others_run(local: LocalCli) -
 
     result = local.run("--once", "--timeout", "60")
 
-    assert f"{bad}: spec.id:" in result.stderr
+    assert f"{bad}:4: spec.id:" in result.stderr
     assert result.returncode == 1  # every model ran, but a manifest is wrong
     assert set(local.containers()) == local.ids("good")
 

@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             settings=kopf_settings,
             standalone=args.standalone,
             peering_name=None if args.standalone else args.peering,
+            priority=kube_options.priority(args),
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness or None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import time
 
 from mlplatform import argtypes
 
@@ -29,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no peering: do not coordinate with other replicas",
     )
     parser.add_argument("--peering", default="mlplatform", help="kopf peering object name")
+    parser.add_argument(
+        "--priority",
+        type=_priority,
+        default="auto",
+        metavar="N|auto",
+        help="peering priority: the replica with the highest is active, the others wait; "
+        "auto: earlier starts rank higher, so a new replica waits for the old one to go",
+    )
     parser.add_argument(
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
@@ -94,3 +104,34 @@ def namespaces(args: argparse.Namespace) -> list[str]:
     if args.all_namespaces:
         return []
     return list(dict.fromkeys(args.namespace or []))
+
+
+# "auto" priorities count down from here by start time (seconds since 2020-01-01): positive
+# for millennia, and well inside the int64 the peering object's JSON can hold.
+_EPOCH = 1_577_836_800
+_TOP = 2**45
+
+
+def _priority(text: str) -> str | int:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an integer nor auto") from None
+
+
+def priority(
+    args: argparse.Namespace, *, now: float | None = None, pid: int | None = None
+) -> int:
+    """The kopf peering priority; ``auto``: lower for later starts, distinct per process.
+
+    kopf pauses every operator when two share the top priority, so replicas must differ.
+    With ``auto`` the replica that started first keeps the lead; one that starts while it
+    is alive waits (paused) until the first one's peering record expires.
+    """
+    if args.priority != "auto":
+        return int(args.priority)
+    started = int((time.time() if now is None else now) - _EPOCH)
+    # Ten ranks per second (minus a per-process tie-breaker), newest lowest.
+    return max(1, _TOP - started * 10 - ((os.getpid() if pid is None else pid) % 10))
