@@ -7,6 +7,7 @@ Exit codes (``mlplatform --help``): 2 usage or configuration, 1 invalid/did not 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mlplatform import __version__, cli
+from mlplatform.kube import options as kube_options
 
 MLPLATFORM = Path(sys.executable).parent / "mlplatform"
 TIMEOUT = 60
@@ -160,3 +162,31 @@ def test_every_argument_has_a_description() -> None:
         assert sub.description, name
         for action in sub._actions:
             assert action.help, (name, action.dest)
+
+
+def test_json_log_format_applies_to_local_mode(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(MODEL.format(debug="false"))
+    result = _run(
+        "local", "--once", "--timeout", "5", str(tmp_path), env={"MLPLATFORM_LOG_FORMAT": "json"}
+    )
+    lines = result.stderr.splitlines()
+    assert lines, result.stderr
+    entries = [json.loads(line) for line in lines]
+    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
+    assert any("Managing 1 model(s)" in entry["message"] for entry in entries)
+
+
+@pytest.mark.parametrize(
+    ("args", "namespaces"),
+    [
+        ([], []),
+        (["--all-namespaces"], []),
+        (["-A"], []),
+        (["-n", "a", "-n", "b", "-n", "a"], ["a", "b"]),
+    ],
+)
+def test_the_namespace_options_decide_what_the_operator_watches(
+    args: list[str], namespaces: list[str]
+) -> None:
+    parsed = cli._parser().parse_args(["operator", *args])
+    assert kube_options.namespaces(parsed) == namespaces
