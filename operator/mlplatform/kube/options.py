@@ -121,9 +121,7 @@ def _priority(text: str) -> str | int:
         raise argparse.ArgumentTypeError(f"{text!r} is neither an integer nor auto") from None
 
 
-def priority(
-    args: argparse.Namespace, *, now: float | None = None, pid: int | None = None
-) -> int:
+def priority(args: argparse.Namespace, *, now: float | None = None, pid: int | None = None) -> int:
     """The kopf peering priority; ``auto``: lower for later starts, distinct per process.
 
     kopf pauses every operator when two share the top priority, so replicas must differ.
