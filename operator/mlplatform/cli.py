@@ -7,6 +7,7 @@ Each sub-command's work lives in its adapter; this module only parses arguments,
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import textwrap
@@ -123,6 +124,7 @@ exit codes:
   1    invalid manifests; local --once: a model did not converge; an engine or API error
   2    usage or configuration error (bad option, bad environment variable, no kubeconfig)
   130  interrupted (SIGINT, Ctrl-C)
+  141  the reader of the output went away (SIGPIPE, e.g. | head)
   143  terminated (SIGTERM)"""
 
 _OPERATOR_ENV = (
@@ -254,6 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _run(args)
+    except BrokenPipeError:
+        # The reader went away (`mlplatform validate . | head`): stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(f"mlplatform {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -190,3 +190,23 @@ def test_the_namespace_options_decide_what_the_operator_watches(
 ) -> None:
     parsed = cli._parser().parse_args(["operator", *args])
     assert kube_options.namespaces(parsed) == namespaces
+
+
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
+    # More problem lines than a pipe buffers (64 KiB): validate is still writing when the
+    # reader has taken its line and gone.
+    bad = MODEL.format(debug='"yes"')
+    for number in range(10):
+        (tmp_path / f"m{number}.yaml").write_text("---\n".join([bad] * 500))
+    stderr = tmp_path / "stderr"
+    pipeline = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {MLPLATFORM} validate {tmp_path} 2>{stderr} | head -1"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    errors = stderr.read_text()
+    assert pipeline.stdout.count("\n") == 1
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors[-500:]
+    assert pipeline.returncode == 141
