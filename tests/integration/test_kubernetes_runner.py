@@ -186,21 +186,42 @@ async def test_a_spec_change_rolls_out_a_new_revision_while_the_old_pod_serves(e
     deployment = await env.sim.deployment(NS, "iris")
     assert deployment["metadata"]["generation"] == 2
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("iris:1.1")
-    # The controller has not seen generation 2 yet: not Ready, the old pod still serves.
-    assert applied.ready is False
+    # The controller has not seen generation 2 yet: the old pod serves, the model stays Ready.
+    assert applied.ready is True
     assert applied.state == base.State.RUNNING
     assert applied.endpoints == ["http://iris.models.svc:8080"]
     assert "generation 2" in applied.message
 
     await env.sim.observe_generation(NS, "iris")
     rolling = await env.call(env.runner.observe, changed)
-    assert rolling.ready is False and rolling.state == base.State.RUNNING
-    assert "rolling out" in rolling.message
+    assert rolling.ready is True and rolling.state == base.State.RUNNING
+    assert "rolling out" in rolling.message and "previous pod keeps serving" in rolling.message
 
     await env.sim.rollout_done(NS, "iris")
     done = await env.call(env.runner.observe, changed)
     assert done.ready is True
     assert len(await env.sim.pods(NS, "iris")) == 1
+
+
+async def test_a_new_revision_that_crash_loops_leaves_the_old_pod_serving_and_ready(
+    env: Env,
+) -> None:
+    await env.call(env.runner.apply, workload())
+    await env.sim.rollout_done(NS, "iris")
+    broken = workload(container={"image": "registry.example.com/iris:broken"})
+    await env.call(env.runner.apply, broken)
+    await env.sim.crash_loop(NS, "iris", exit_code=2)
+    seen = await env.call(env.runner.observe, broken)
+    assert seen.ready is True and seen.state == base.State.RUNNING
+    assert seen.problem is None  # the update's trouble, not the serving model's
+    assert "exited with code 2" in seen.message
+    assert seen.endpoints == ["http://iris.models.svc:8080"]
+    # Without the previous pod (it was never there: a first rollout) the same is a failure.
+    await env.call(env.runner.apply, workload("fresh", uid="uid-fresh-1"))
+    await env.sim.crash_loop(NS, "fresh", exit_code=2)
+    fresh = await env.call(env.runner.observe, workload("fresh", uid="uid-fresh-1"))
+    assert fresh.ready is False
+    assert fresh.problem is not None and fresh.problem.reason == Reason.CRASH_LOOP
 
 
 async def test_suspend_scales_to_zero_and_keeps_the_service_and_the_claim(env: Env) -> None:

@@ -3,10 +3,13 @@
 Pure: ``read_status`` takes the objects as the API returns them (plain dicts) and says what
 runs. The rules:
 
-- Ready only when the rollout is complete: the Deployment's ``observedGeneration`` has caught
-  up with its ``generation`` and the updated, ready and available replicas (and all
-  replicas: no old pod left) equal the desired ones. While a spec change rolls out, the old
-  pod keeps serving (maxUnavailable 0): the state stays running, Ready is False.
+- A new model is Ready when its first rollout is complete: the Deployment's
+  ``observedGeneration`` has caught up with its ``generation`` and the updated, ready and
+  available replicas equal the desired ones.
+- While a spec change rolls out, the previous revision's pod keeps serving (maxUnavailable
+  0), so the model stays Ready (one meaning of Ready for every runner: the model answers at
+  its endpoint); the rollout's progress, and why its new pod does not come up, is reported
+  beside it (the message) and never turns the serving model Failed.
 - Why a pod of the current revision is not serving, from the kubelet and the scheduler:
   ``ErrImagePull``/``ImagePullBackOff`` → ImagePullFailed (the kubelet's message);
   ``CrashLoopBackOff`` → CrashLoopBackOff with the last termination (exit code);
@@ -200,6 +203,8 @@ def read_status(
         termination = termination or ended
     problem = _progress_deadline(deployment) or problem
     complete = rollout_complete(deployment)
+    # Some pod answers behind the Service: the finished rollout's, or during an update the
+    # previous revision's (maxUnavailable 0 keeps it until the new one is available).
     serving = counts["available"] > 0 and service_exists
     if complete:
         state = base.State.RUNNING
@@ -218,8 +223,10 @@ def read_status(
         started_at=started_at,
         termination=termination,
         restart_count=restarts,
-        ready=complete and service_exists,
-        problem=None if complete else problem,
+        ready=serving,
+        # The new revision's trouble while the previous one serves is the update's, not the
+        # model's (it is in the message).
+        problem=None if serving else problem,
         message=message,
         **common,
     )
