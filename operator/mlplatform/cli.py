@@ -22,7 +22,7 @@ from mlplatform.kube import options as kube_options
 from mlplatform.local import options as local_options
 from mlplatform.models import documents
 from mlplatform.models.resource import Problem, ValidMLModel
-from mlplatform.models.spec import KIND
+from mlplatform.models.spec import KIND, container_name
 
 STDIN = Path("-")
 
@@ -96,7 +96,7 @@ def _collisions(document: documents.Document, model: ValidMLModel, tally: _Tally
             f"{_at(document, 'metadata.name')}: metadata.name: MLModel {key} is already "
             f"defined in {first}"
         ]
-    container = model.spec.container_name
+    container = container_name(model.spec.id)
     clash = tally.containers.get(container)
     if clash is not None:
         other_key, other_id, other_where = clash
