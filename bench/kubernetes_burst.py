@@ -142,8 +142,11 @@ def floor(env: BenchEnv, n: int, threads: int) -> float:
         objects = planned(n)
 
         def create(made: plan.KubernetesPlan) -> None:
-            apps.create_namespaced_deployment(NAMESPACE, made.deployment, _preload_content=False)
-            core.create_namespaced_service(NAMESPACE, made.service, _preload_content=False)
+            # Plain dicts in, raw responses out (as the runner does).
+            deployment: Any = made.deployment
+            service: Any = made.service
+            apps.create_namespaced_deployment(NAMESPACE, deployment, _preload_content=False)
+            core.create_namespaced_service(NAMESPACE, service, _preload_content=False)
 
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
