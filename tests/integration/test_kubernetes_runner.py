@@ -104,6 +104,46 @@ async def test_a_second_apply_of_the_same_spec_writes_nothing(env: Env) -> None:
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
+class CountingClient(kubernetes.client.ApiClient):
+    """The official client, recording each request's method and path."""
+
+    def __init__(self, configuration: Any) -> None:
+        super().__init__(configuration)
+        self.calls: list[str] = []
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        path = url.split("?", maxsplit=1)[0].rsplit(f"/namespaces/{NS}/", maxsplit=1)[-1]
+        self.calls.append(f"{method} {path}")
+        return super().call_api(method, url, *args, **kwargs)
+
+
+async def test_observe_then_apply_of_a_new_model_reads_each_object_once(env: Env) -> None:
+    configuration = kubernetes.client.Configuration()
+    configuration.host = env.cluster.url
+    client = CountingClient(configuration)
+    runner = KubernetesRunner(SETTINGS, client)
+    plain = workload(container={"volumes": []})
+
+    def step() -> tuple[base.RunnerStatus, base.RunnerStatus]:  # one worker thread, as the core
+        return runner.observe(plain), runner.apply(plain)
+
+    seen, applied = await asyncio.to_thread(step)
+    assert seen.state == base.State.MISSING
+    assert applied.action == base.Action.CREATED
+    assert client.calls == [
+        "GET deployments/iris",
+        "GET services/iris",
+        "POST deployments",
+        "POST services",
+    ]
+    # Later, or in another step, apply reads for itself: nothing it wrote is stale.
+    client.calls.clear()
+    again = await env.call(runner.apply, plain)
+    assert again.action == base.Action.NONE
+    assert client.calls[:2] == ["GET deployments/iris", "GET services/iris"]
+    client.close()  # type: ignore[no-untyped-call]
+
+
 async def test_rollout_done_is_ready_with_the_service_endpoint(env: Env) -> None:
     await env.call(env.runner.apply, workload(container={"ports": [8080, 9090]}))
     await env.sim.rollout_done(NS, "iris", restarts=2)

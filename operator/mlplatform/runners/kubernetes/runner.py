@@ -11,6 +11,10 @@ client (one ``ApiClient``, shared by the worker threads):
   managed by mlplatform, or that another MLModel controls, is a conflict (``NameConflict``),
   never overwritten.
 - ``observe`` reads the Deployment and the pods of its current revision (see ``status``).
+  The reconcile core observes, then applies: what ``observe`` read of the Deployment and the
+  Service serves the ``apply`` that follows it in the same thread within ``REUSE_SECONDS``
+  (an object changed meanwhile makes the write fail and the step retry), so converging a
+  new model costs two reads and two creates, not four reads.
 - ``delete`` deletes the Deployment and the Service (the claim only when
   ``RUNNERS_KUBERNETES_DELETE_CLAIM`` says so). Their ``ownerReferences`` make Kubernetes'
   garbage collector do the same when the MLModel goes, even with no operator running.
@@ -23,6 +27,9 @@ client (one ``ApiClient``, shared by the worker threads):
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from mlplatform import errors
@@ -34,6 +41,18 @@ from mlplatform.runners.kubernetes import status as status_module
 log = logging.getLogger(__name__)
 
 TYPE = "kubernetes"
+# How long what ``observe`` read may stand in for ``apply``'s own reads (same thread, owner).
+REUSE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What one ``observe`` read, for the ``apply`` right after it."""
+
+    uid: str
+    at: float
+    deployment: dict[str, Any] | None
+    service: dict[str, Any] | None
 
 
 class KubernetesRunner:
@@ -44,6 +63,7 @@ class KubernetesRunner:
     def __init__(self, settings: Settings, api_client: Any) -> None:
         self._settings = settings
         self._api = api.KubeObjects(api_client, timeout=settings.runners_kubernetes_timeout)
+        self._seen = threading.local()
 
     # --- selectors ---------------------------------------------------------------------
 
@@ -61,26 +81,48 @@ class KubernetesRunner:
     def apply(self, workload: base.Workload) -> base.RunnerStatus:
         """Converge the Deployment, Service and claim to the plan; no writes when in sync."""
         made = self.plan_for(workload)
+        seen = self._take_seen(workload.owner)
         actions: list[base.Action] = []
         if made.claim is not None and made.claim_name is not None:
             actions.append(self._converge(api.CLAIM, made.claim, workload.owner)[0])
         deployment_action, deployment = self._converge(
-            api.DEPLOYMENT, made.deployment, workload.owner
+            api.DEPLOYMENT,
+            made.deployment,
+            workload.owner,
+            seen=seen.deployment if seen is not None else None,
+            known=seen is not None,
         )
         actions.append(deployment_action)
-        service_action, service = self._converge(api.SERVICE, made.service, workload.owner)
+        service_action, service = self._converge(
+            api.SERVICE,
+            made.service,
+            workload.owner,
+            seen=seen.service if seen is not None else None,
+            known=seen is not None,
+        )
         actions.append(service_action)
         action = (
             deployment_action
             if deployment_action != base.Action.NONE
             else next((a for a in actions if a != base.Action.NONE), base.Action.NONE)
         )
-        # What the API answered to the writes (or read) is current: only the pods are read.
-        return self._read(made, action=action, deployment=deployment, service=service)
+        # What the API answered to the writes (or read) is current: only the pods are read,
+        # and not even those for a Deployment created just now (it has none yet).
+        return self._read(
+            made,
+            action=action,
+            deployment=deployment,
+            service=service,
+            pods=[] if deployment_action == base.Action.CREATED else None,
+        )
 
     def observe(self, workload: base.Workload) -> base.RunnerStatus:
         """What runs for the model, from the Deployment and its pods; changes nothing."""
-        return self._read(self.plan_for(workload))
+        made = self.plan_for(workload)
+        deployment = self._api.get(api.DEPLOYMENT, made.namespace, made.name)
+        service = self._api.get(api.SERVICE, made.namespace, made.name)
+        self._seen.last = _Seen(workload.owner.uid, time.monotonic(), deployment, service)
+        return self._read(made, deployment=deployment, service=service, known=True)
 
     def delete(self, workload: base.Workload) -> base.RunnerStatus:
         """Delete the Deployment and the Service (the claim only if the settings say so)."""
@@ -140,13 +182,29 @@ class KubernetesRunner:
 
     # --- internals ---------------------------------------------------------------------
 
+    def _take_seen(self, owner: base.Owner) -> _Seen | None:
+        """What this thread's last ``observe`` read of ``owner``, if recent; used once."""
+        seen: _Seen | None = getattr(self._seen, "last", None)
+        self._seen.last = None
+        if seen is None or seen.uid != owner.uid or time.monotonic() - seen.at > REUSE_SECONDS:
+            return None
+        return seen
+
     def _converge(
-        self, kind: str, desired: dict[str, Any], owner: base.Owner
+        self,
+        kind: str,
+        desired: dict[str, Any],
+        owner: base.Owner,
+        *,
+        seen: dict[str, Any] | None = None,
+        known: bool = False,
     ) -> tuple[base.Action, dict[str, Any]]:
-        """Create, patch back or leave the object; returns what was done and the object."""
+        """Create, patch back or leave the object; returns what was done and the object.
+
+        ``known``: ``seen`` is what was just read of it (None: it did not exist)."""
         meta = desired["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        live = self._api.get(kind, namespace, name)
+        live = seen if known else self._api.get(kind, namespace, name)
         if live is None:
             try:
                 created = self._api.create(kind, namespace, desired)
@@ -162,7 +220,14 @@ class KubernetesRunner:
         drifted = drift.object_differences(kind, desired, live)
         if not drifted:
             return base.Action.NONE, live
-        patched = self._api.patch(kind, namespace, name, drift.restore_ops(kind, desired, live))
+        try:
+            patched = self._api.patch(kind, namespace, name, drift.restore_ops(kind, desired, live))
+        except api.NotFound:
+            if known:  # gone since ``observe`` read it: read again
+                return self._converge(kind, desired, owner)
+            raise errors.RunnerUnavailable(
+                f"{kind} {namespace}/{name} was deleted while being patched; retrying"
+            ) from None
         log.info("Patched %s %s/%s back to the plan: %s", kind, namespace, name, drifted[:5])
         return base.Action.REPLACED, patched
 
@@ -200,17 +265,21 @@ class KubernetesRunner:
         action: base.Action = base.Action.NONE,
         deployment: dict[str, Any] | None = None,
         service: dict[str, Any] | None = None,
+        pods: list[dict[str, Any]] | None = None,
+        known: bool = False,
     ) -> base.RunnerStatus:
-        if deployment is None:
+        """The status from the objects given (``known``: even when None), the rest read."""
+        if deployment is None and not known:
             deployment = self._api.get(api.DEPLOYMENT, made.namespace, made.name)
-        if service is None:
+        if service is None and not known:
             service = self._api.get(api.SERVICE, made.namespace, made.name)
-        pods: list[dict[str, Any]] = []
-        if deployment is not None:
-            items, _ = self._api.list(
-                api.POD, namespace=made.namespace, selector=_selector(made.selector)
-            )
-            pods = [p for p in items if _matches(p, made.selector)]
+        if pods is None:
+            pods = []
+            if deployment is not None:
+                items, _ = self._api.list(
+                    api.POD, namespace=made.namespace, selector=_selector(made.selector)
+                )
+                pods = [p for p in items if _matches(p, made.selector)]
         return status_module.read_status(
             made, deployment, pods, service_exists=service is not None, action=action
         )
