@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -236,9 +237,9 @@ class Controller:
         for source in reversed(self._sources):
             source.stop()
         self.queue.shutdown()
-        deadline = None if timeout is None else self.clock.now() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout  # real time
         for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - self.clock.now()))
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         with self._lock:
             self._stopped = True
             pending = [d for d in self._deletions.values() if not d.settled]
