@@ -27,7 +27,7 @@ from mlplatform.core.controller import (
     RetryLater,
 )
 from mlplatform.core.reconcile import Event, Outcome, Reconciler
-from mlplatform.models.spec import MLModelSpec
+from mlplatform.models.spec import MLModelSpec, container_name
 from mlplatform.models.status import MLModelStatus, Phase, Reason
 from mlplatform.runners.base import (
     OwnedWorkload,
@@ -374,7 +374,7 @@ def test_a_resync_lists_once_repairs_stale_models_and_removes_orphans(make: Any)
     h.controller.start()
     h.settle()
     assert h.runner.count("list_owned") == 1  # at start-up
-    h.runner.containers.pop(killed.spec.container_name)  # gone, and no event told us
+    h.runner.containers.pop(container_name(killed.spec.id))  # gone, and no event told us
     h.runner.apply(workload("orphan"))  # a workload whose model is not held
     observed = h.runner.count("observe", steady.owner.key)
     h.advance(59)

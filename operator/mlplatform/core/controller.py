@@ -48,6 +48,7 @@ from mlplatform.core.clock import MONOTONIC, Clock
 from mlplatform.core.drift import DriftWatcher
 from mlplatform.core.reconcile import Event, Outcome, Reconciler, Resync
 from mlplatform.core.workqueue import WorkQueue
+from mlplatform.models.spec import container_name
 from mlplatform.models.status import MLModelStatus
 from mlplatform.runners.base import Owner, Runner, RunnerEvent, Workload
 
@@ -363,7 +364,7 @@ class Controller:
         self._release(deletion, found, Released(True), () if event is None else (event,))
 
     def _give_up(self, deletion: Deletion, found: Deleting, problem: str) -> None:
-        name = found.workload.spec.container_name if found.workload else found.owner.key
+        name = container_name(found.workload.spec.id) if found.workload else found.owner.key
         message = (
             f"Released without removing container {name}: {problem}; "
             "it will be garbage-collected once the runner answers"

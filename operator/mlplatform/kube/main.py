@@ -25,6 +25,7 @@ from mlplatform.config import Settings
 from mlplatform.core.metrics import Metrics
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.kube import handlers
+from mlplatform.kube import options as kube_options
 from mlplatform.kube.api import KubeApi, PeeringUnavailable, ensure_peering
 from mlplatform.kube.operator import Operator
 from mlplatform.runners import select
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
-    namespaces: list[str] = list(args.namespace or [])
+    namespaces = kube_options.namespaces(args)
     api = KubeApi.from_environment()
     operator = Operator(
         reconciler=Reconciler(runners, metrics=metrics),
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             settings=kopf_settings,
             standalone=args.standalone,
             peering_name=None if args.standalone else args.peering,
+            priority=kube_options.priority(args),
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness or None,
