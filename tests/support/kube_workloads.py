@@ -21,6 +21,11 @@ next:
 Objects are read and written through the HTTP API (``cluster.objects(kind)``,
 ``cluster.get_object``, ``cluster.delete_object``, ``cluster.patch_object``), so watchers see
 every change.
+
+``kubernetes_operator_running(cluster, settings)`` runs the real operator (kopf handlers,
+store, controller, sink) against the cluster with the runners ``mlplatform operator`` builds:
+``select.Runners`` with the operator's own API client, each enabled runner watched and
+resynced.
 """
 
 from __future__ import annotations
@@ -32,9 +37,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import kmock
+import kopf
 from kmock._internal import rendering as kmock_rendering
 
-from tests.support.kube_cluster import ClusterEmulator, KubeCluster, kube_cluster
+from mlplatform.config import Settings
+from mlplatform.core.metrics import Metrics
+from mlplatform.core.reconcile import Reconciler
+from mlplatform.kube import handlers
+from mlplatform.kube.api import KubeApi
+from mlplatform.kube.operator import Operator
+from mlplatform.runners import select
+from tests.support.kube_cluster import (
+    ClusterEmulator,
+    KubeCluster,
+    kube_cluster,
+    running_operator,
+)
 
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 SERVICES = kmock.resource("", "v1", "services")
@@ -129,6 +147,41 @@ class WorkloadCluster(KubeCluster):
 
     async def delete_object(self, kind: str, namespace: str, name: str) -> None:
         await self._call("DELETE", _PATHS[kind].format(ns=namespace) + f"/{name}")
+
+
+@contextlib.asynccontextmanager
+async def kubernetes_operator_running(
+    cluster: KubeCluster,
+    settings: Settings,
+    *,
+    resync_interval: float = 60.0,
+    delete_timeout: float = 30.0,
+) -> AsyncIterator[Operator]:
+    """The operator as ``mlplatform operator`` wires it, running in kopf until the block exits."""
+    api = KubeApi.for_server(cluster.url, insecure=True)
+    runners = select.Runners(settings, api_client=api.client)
+    enabled = runners.enabled()
+    assert enabled, "no runner enabled in these settings"
+    operator = Operator(
+        reconciler=Reconciler(runners, metrics=Metrics()),
+        api=api,
+        runner=enabled[0],
+        more_runners=enabled[1:],
+        resync_interval=resync_interval,
+        delete_timeout=delete_timeout,
+    )
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, operator)
+    kopf_settings = handlers.configure(kopf.OperatorSettings())
+    async with running_operator(cluster, registry=registry, settings=kopf_settings):
+        try:
+            yield operator
+        finally:
+            # Stop the controller (kopf's clean-up does it again, harmlessly) and close the
+            # client's kept-alive connections: kopf waits at exit for the emulator's tasks
+            # serving them.
+            await operator.stop()
+            api.client.close()
 
 
 @contextlib.asynccontextmanager

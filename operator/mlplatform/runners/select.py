@@ -107,6 +107,17 @@ class Runners:
         self._made: dict[str, base.Runner] = {}
         self._lock = threading.Lock()
 
+    def enabled(self) -> list[base.Runner]:
+        """The runners this process drives: Docker when enabled, Kubernetes when enabled and
+        there is an API client (the operator). Their events are watched, their workloads
+        listed by the resync; a model of another kind still gets its runner's refusal."""
+        kinds = []
+        if self._settings.runners_docker_enabled:
+            kinds.append("docker")
+        if self._api_client is not None and self._settings.kubernetes_runner_enabled():
+            kinds.append("kubernetes")
+        return [self(kind) for kind in kinds]
+
     def __call__(self, kind: str) -> base.Runner:
         with self._lock:
             if kind not in self._made:
