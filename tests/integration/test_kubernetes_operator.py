@@ -137,8 +137,10 @@ async def test_a_spec_change_keeps_ready_true_while_the_previous_pod_serves() ->
         rolling = await cluster.wait_for(
             NS,
             "iris",
-            lambda o: status_of(o).get("observedGeneration") == 2
-            and "exited with code 4" in condition(o, "Ready").get("message", ""),
+            lambda o: (
+                status_of(o).get("observedGeneration") == 2
+                and "exited with code 4" in condition(o, "Ready").get("message", "")
+            ),
             timeout=TIMEOUT,
         )
         assert condition(rolling, "Ready")["status"] == "True"
@@ -149,9 +151,11 @@ async def test_a_spec_change_keeps_ready_true_while_the_previous_pod_serves() ->
         done = await cluster.wait_for(
             NS,
             "iris",
-            lambda o: status_of(o).get("runner", {}).get("revision")
-            != status_of(first)["runner"]["revision"]
-            and condition(o, "Ready").get("message") in ("", "workload is ready"),
+            lambda o: (
+                status_of(o).get("runner", {}).get("revision")
+                != status_of(first)["runner"]["revision"]
+                and condition(o, "Ready").get("message") in ("", "workload is ready")
+            ),
             timeout=TIMEOUT,
         )
         assert condition(done, "Ready")["status"] == "True"
@@ -236,8 +240,9 @@ async def test_a_restarted_operator_adopts_what_it_finds_without_duplicates() ->
             ]
             assert len(await objects(cluster, "Service")) == 1
             assert len(await objects(cluster, "PersistentVolumeClaim")) == 1
-            assert status_of(after)["runner"]["workloadId"] == (
-                status_of(before)["runner"]["workloadId"]
+            assert (
+                status_of(after)["runner"]["workloadId"]
+                == (status_of(before)["runner"]["workloadId"])
             )
 
 
@@ -274,8 +279,10 @@ async def test_a_deleted_or_hand_edited_deployment_is_restored() -> None:
         )
         patched_back = await eventually(
             lambda: cluster.get_object("Deployment", NS, "iris"),
-            lambda d: d["spec"]["replicas"] == 1
-            and d["spec"]["template"]["spec"]["containers"][0]["image"].endswith("iris:1.0"),
+            lambda d: (
+                d["spec"]["replicas"] == 1
+                and d["spec"]["template"]["spec"]["containers"][0]["image"].endswith("iris:1.0")
+            ),
             "the Deployment patched back",
         )
         assert patched_back["metadata"]["uid"] == restored["metadata"]["uid"]
