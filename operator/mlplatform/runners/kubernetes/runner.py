@@ -64,6 +64,7 @@ class KubernetesRunner:
         self._settings = settings
         self._api = api.KubeObjects(api_client, timeout=settings.runners_kubernetes_timeout)
         self._seen = threading.local()
+        self._own_writes = watch.OwnWrites()
 
     # --- selectors ---------------------------------------------------------------------
 
@@ -178,7 +179,9 @@ class KubernetesRunner:
 
     def events(self) -> base.EventStream:
         """A blocking iterator of changes to managed objects; ``close()`` ends it."""
-        return watch.WorkloadEvents(self._api, self.selector, self._settings.controller)
+        return watch.WorkloadEvents(
+            self._api, self.selector, self._settings.controller, self._own_writes
+        )
 
     # --- internals ---------------------------------------------------------------------
 
@@ -208,6 +211,7 @@ class KubernetesRunner:
         if live is None:
             try:
                 created = self._api.create(kind, namespace, desired)
+                self._own_writes.wrote(kind, created)
                 log.info("Created %s %s/%s", kind, namespace, name)
                 return base.Action.CREATED, created
             except api.Conflict:
@@ -228,6 +232,7 @@ class KubernetesRunner:
             raise errors.RunnerUnavailable(
                 f"{kind} {namespace}/{name} was deleted while being patched; retrying"
             ) from None
+        self._own_writes.wrote(kind, patched)
         log.info("Patched %s %s/%s back to the plan: %s", kind, namespace, name, drifted[:5])
         return base.Action.REPLACED, patched
 

@@ -8,6 +8,11 @@ server-side timeout re-opens the watch from the last version seen; an expired ve
 or a broken connection ends the stream with ``RunnerUnavailable``, so the consumer
 (``core.drift.DriftWatcher``) reconnects and resyncs what it may have missed. ``close()``
 from any thread shuts the open responses down and ends the iteration.
+
+The runner's own writes come back through the watch too; ``OwnWrites`` remembers the
+resourceVersion of each object the runner just created or patched, and the event carrying
+exactly that version is dropped (the reconcile that wrote it already knows). Any later
+change of the object, by the cluster or by a person, is a new version and wakes the owner.
 """
 
 from __future__ import annotations
@@ -31,11 +36,44 @@ WATCH_TIMEOUT: Final = 300
 _DONE: Final = object()
 
 
+class OwnWrites:
+    """The resourceVersion of each object the runner wrote last (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: dict[tuple[str, str, str], str] = {}
+
+    def wrote(self, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        version = meta.get("resourceVersion")
+        if version:
+            with self._lock:
+                self._versions[kind, str(meta.get("namespace")), str(meta.get("name"))] = str(
+                    version
+                )
+
+    def echo(self, kind: str, meta: dict[str, Any]) -> bool:
+        """Whether ``meta`` is the runner's own last write of that object (forgotten then)."""
+        key = (kind, str(meta.get("namespace")), str(meta.get("name")))
+        with self._lock:
+            if self._versions.get(key) != str(meta.get("resourceVersion")):
+                return False
+            del self._versions[key]
+            return True
+
+
 class WorkloadEvents:
     """A blocking iterator of ``RunnerEvent``s about managed objects (see the module doc)."""
 
-    def __init__(self, objects: api.KubeObjects, selector: str, controller: str) -> None:
+    def __init__(
+        self,
+        objects: api.KubeObjects,
+        selector: str,
+        controller: str,
+        own_writes: OwnWrites | None = None,
+    ) -> None:
         self._objects = objects
+        self._own_writes = own_writes or OwnWrites()
         self._selector = selector
         self._controller = controller
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -120,6 +158,8 @@ class WorkloadEvents:
             labels.get(base.LABEL_MANAGED_BY) != base.MANAGED_BY
             or labels.get(base.LABEL_CONTROLLER) != self._controller
         ):
+            return str(version) if version else None
+        if kind_of_event in ("ADDED", "MODIFIED") and self._own_writes.echo(kind, meta):
             return str(version) if version else None
         owner = _owner(labels)
         if owner is not None and not self._closed.is_set():
