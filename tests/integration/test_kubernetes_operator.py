@@ -287,3 +287,43 @@ async def test_a_deleted_or_hand_edited_deployment_is_restored() -> None:
         )
         assert patched_back["metadata"]["uid"] == restored["metadata"]["uid"]
         assert len(await objects(cluster, "Deployment")) == 1
+
+
+async def test_the_pods_trouble_reaches_the_mlmodel_status_with_the_clusters_words() -> None:
+    async with workload_cluster() as cluster, kubernetes_operator_running(cluster, SETTINGS):
+        sim = ClusterSimulator(cluster)
+        await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
+        await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
+
+        pulling = 'Back-off pulling image "registry.example.com/iris:1.0"'
+        await sim.image_pull_backoff(NS, "iris", pulling)
+        failed = await cluster.wait_for(
+            NS,
+            "iris",
+            lambda o: condition(o, "Ready").get("reason") == "ImagePullFailed",
+            timeout=TIMEOUT,
+        )
+        assert status_of(failed)["phase"] == "Failed"
+        assert pulling in condition(failed, "Ready")["message"]
+        assert condition(failed, "ImageReady")["status"] == "False"
+
+        await sim.unschedulable(NS, "iris", "0/3 nodes are available: 3 Insufficient memory.")
+        unschedulable = await cluster.wait_for(
+            NS,
+            "iris",
+            lambda o: condition(o, "Ready").get("reason") == "Unschedulable",
+            timeout=TIMEOUT,
+        )
+        assert "Insufficient memory" in condition(unschedulable, "Ready")["message"]
+
+        await sim.crash_loop(NS, "iris", exit_code=3, restarts=4)
+        crashing = await cluster.wait_for(
+            NS,
+            "iris",
+            lambda o: condition(o, "Ready").get("reason") == "CrashLoopBackOff",
+            timeout=TIMEOUT,
+        )
+        assert "exited with code 3" in condition(crashing, "Ready")["message"]
+        assert status_of(crashing)["restartCount"] == 4
+        reasons = [e.get("reason") for e in cluster.events(namespace=NS, name="iris")]
+        assert {"ImagePullFailed", "Unschedulable", "CrashLoopBackOff"} <= set(reasons)
