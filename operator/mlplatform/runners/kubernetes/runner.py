@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +186,18 @@ class KubernetesRunner:
 
     # --- internals ---------------------------------------------------------------------
 
+    def _write(
+        self, kind: str, namespace: str, name: str, call: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """One create or patch, remembered so that its own watch event is not drift."""
+        self._own_writes.begin(kind, namespace, name)
+        written: dict[str, Any] | None = None
+        try:
+            written = call()
+            return written
+        finally:
+            self._own_writes.end(kind, namespace, name, written)
+
     def _take_seen(self, owner: base.Owner) -> _Seen | None:
         """What this thread's last ``observe`` read of ``owner``, if recent; used once."""
         seen: _Seen | None = getattr(self._seen, "last", None)
@@ -210,8 +223,9 @@ class KubernetesRunner:
         live = seen if known else self._api.get(kind, namespace, name)
         if live is None:
             try:
-                created = self._api.create(kind, namespace, desired)
-                self._own_writes.wrote(kind, created)
+                created = self._write(
+                    kind, namespace, name, lambda: self._api.create(kind, namespace, desired)
+                )
                 log.info("Created %s %s/%s", kind, namespace, name)
                 return base.Action.CREATED, created
             except api.Conflict:
@@ -225,14 +239,16 @@ class KubernetesRunner:
         if not drifted:
             return base.Action.NONE, live
         try:
-            patched = self._api.patch(kind, namespace, name, drift.restore_ops(kind, desired, live))
+            ops = drift.restore_ops(kind, desired, live)
+            patched = self._write(
+                kind, namespace, name, lambda: self._api.patch(kind, namespace, name, ops)
+            )
         except api.NotFound:
             if known:  # gone since ``observe`` read it: read again
                 return self._converge(kind, desired, owner)
             raise errors.RunnerUnavailable(
                 f"{kind} {namespace}/{name} was deleted while being patched; retrying"
             ) from None
-        self._own_writes.wrote(kind, patched)
         log.info("Patched %s %s/%s back to the plan: %s", kind, namespace, name, drifted[:5])
         return base.Action.REPLACED, patched
 

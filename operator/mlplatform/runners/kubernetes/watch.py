@@ -37,25 +37,43 @@ _DONE: Final = object()
 
 
 class OwnWrites:
-    """The resourceVersion of each object the runner wrote last (thread-safe)."""
+    """The resourceVersion of each object the runner wrote last (thread-safe).
+
+    A write's event can reach the watch before the write's answer reaches the runner:
+    ``begin`` marks the write in flight, and ``echo`` waits for its answer (at most
+    ``IN_FLIGHT_WAIT`` seconds) before it judges an event about that object."""
+
+    IN_FLIGHT_WAIT: Final = 2.0
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._versions: dict[tuple[str, str, str], str] = {}
+        self._in_flight: dict[tuple[str, str, str], int] = {}
 
-    def wrote(self, kind: str, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        version = meta.get("resourceVersion")
-        if version:
-            with self._lock:
-                self._versions[kind, str(meta.get("namespace")), str(meta.get("name"))] = str(
-                    version
-                )
+    def begin(self, kind: str, namespace: str, name: str) -> None:
+        with self._changed:
+            key = (kind, namespace, name)
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+
+    def end(self, kind: str, namespace: str, name: str, written: dict[str, Any] | None) -> None:
+        """The write's answer (None: it failed)."""
+        key = (kind, namespace, name)
+        version = ((written or {}).get("metadata") or {}).get("resourceVersion")
+        with self._changed:
+            if version:
+                self._versions[key] = str(version)
+            left = self._in_flight.get(key, 1) - 1
+            if left > 0:
+                self._in_flight[key] = left
+            else:
+                self._in_flight.pop(key, None)
+            self._changed.notify_all()
 
     def echo(self, kind: str, meta: dict[str, Any]) -> bool:
         """Whether ``meta`` is the runner's own last write of that object (forgotten then)."""
         key = (kind, str(meta.get("namespace")), str(meta.get("name")))
-        with self._lock:
+        with self._changed:
+            self._changed.wait_for(lambda: key not in self._in_flight, timeout=self.IN_FLIGHT_WAIT)
             if self._versions.get(key) != str(meta.get("resourceVersion")):
                 return False
             del self._versions[key]
