@@ -325,5 +325,8 @@ async def test_the_pods_trouble_reaches_the_mlmodel_status_with_the_clusters_wor
         )
         assert "exited with code 3" in condition(crashing, "Ready")["message"]
         assert status_of(crashing)["restartCount"] == 4
-        reasons = [e.get("reason") for e in cluster.events(namespace=NS, name="iris")]
-        assert {"ImagePullFailed", "Unschedulable", "CrashLoopBackOff"} <= set(reasons)
+        wanted = {"ImagePullFailed", "Unschedulable", "CrashLoopBackOff"}
+        await until(
+            lambda: wanted <= {e.get("reason") for e in cluster.events(namespace=NS, name="iris")},
+            what=f"Events {wanted}",
+        )
