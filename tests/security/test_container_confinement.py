@@ -3,9 +3,9 @@
 Models are started by ``mlplatform local --once`` (the real CLI, runner and engine); then
 ``docker inspect`` of each container is checked against the promises of docs/design.md
 (Security defaults): no privileged mode, no host network/PID/IPC, no devices, no added
-capabilities, ``no-new-privileges``, bind mounts only from ``DATA_DIR``/``MLMODELS_DIR`` (read-only) and
-``STORAGE_DIR/services-ml/<name>/<version>``, debug ports on 127.0.0.1. Writes are tried
-from inside with ``docker exec``.
+capabilities, ``no-new-privileges``, bind mounts only from ``DATA_DIR``/``MLMODELS_DIR``
+(read-only) and ``STORAGE_DIR/services-ml/<name>/<version>``, debug ports on 127.0.0.1.
+Writes are tried from inside with ``docker exec``.
 """
 
 from __future__ import annotations
