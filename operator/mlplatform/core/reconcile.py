@@ -186,9 +186,18 @@ class Reconciler:
             runner = self._runner_for(spec.runner)
             if spec.suspend:
                 return self._suspend(step, runner, workload)
-            return self._run(step, runner, workload, now)
+            outcome = self._run(step, runner, workload, now)
         except errors.RunnerError as error:
             return self._failed(step, workload, error, now)
+        if _became_running(previous, outcome.status, new_generation):
+            try:
+                retired = self._retire_old_ids(runner, workload)
+            except errors.RunnerError:
+                # The model runs; the old workload goes at the next look (or the resync).
+                retry = min(outcome.requeue_after or UNAVAILABLE_RETRY, UNAVAILABLE_RETRY)
+                return Outcome(outcome.status, retry, outcome.events)
+            return Outcome(outcome.status, outcome.requeue_after, (*outcome.events, *retired))
+        return outcome
 
     def _suspend(self, step: _Step, runner: Runner, workload: Workload) -> Outcome:
         removed = runner.delete(workload)
@@ -455,28 +464,44 @@ class Reconciler:
         live_uids: Callable[[], Collection[str]],
         *,
         scope: Callable[[Owner], bool] = lambda _: True,
+        owns: Callable[[OwnedWorkload], bool] = lambda _: True,
     ) -> Resync:
         """The safety net for missed events, in one listing of the runner's workloads.
 
         ``statuses`` maps the owner uid of each model served to its last status. A model is
         stale (to be reconciled) unless what runs matches its status: Running with the same
         container, still running; Stopped with none. So a resync of steady models costs one
-        request, however many there are. Then workloads in ``scope`` whose owner is not
-        among ``live_uids()`` are removed — listed before the owners, so that a model
-        created in between can never lose its new workload.
+        request, however many there are. Then workloads in ``scope`` (and that this front
+        end ``owns``, e.g. local mode's manifests) whose owner is not among ``live_uids()``
+        are removed — listed before the owners, so that a model created in between can never
+        lose its new workload.
+
+        One workload per owner: an owner may briefly have two (its id changed; the old
+        workload goes once the new one runs). When the status says the model runs and its
+        workload is listed running, the owner's other workloads are removed here too;
+        otherwise the model is stale and its reconcile finishes the hand-over.
         """
-        owned = [o for o in runner.list_owned() if scope(o.owner)]
-        by_owner = {o.owner.uid: o for o in owned}
-        stale = frozenset(
-            uid for uid, status in statuses.items() if not _in_sync(status, by_owner.get(uid))
-        )
+        owned = [o for o in runner.list_owned() if scope(o.owner) and owns(o)]
+        by_owner: dict[str, list[OwnedWorkload]] = {}
+        for o in owned:
+            by_owner.setdefault(o.owner.uid, []).append(o)
+        stale: set[str] = set()
+        extras: list[OwnedWorkload] = []
+        for uid, status in statuses.items():
+            group = by_owner.get(uid, [])
+            current = _current(status, group)
+            if len(group) > 1 and current is not None and _in_sync(status, current):
+                extras.extend(o for o in group if o is not current)
+            elif len(group) > 1 or not _in_sync(status, group[0] if group else None):
+                stale.add(uid)
         if not owned:
-            return Resync(stale, ())
+            return Resync(frozenset(stale), ())
         live = live_uids()
         orphans = tuple(o for o in owned if o.owner.uid not in live)
-        for orphan in orphans:
-            runner.remove_owned(orphan)
-        return Resync(stale, orphans)
+        removed = (*orphans, *(o for o in extras if o not in orphans))
+        for workload in removed:
+            runner.remove_owned(workload)
+        return Resync(frozenset(stale), removed)
 
     def collect_garbage(
         self,
@@ -484,9 +509,42 @@ class Reconciler:
         live_uids: Callable[[], Collection[str]],
         *,
         scope: Callable[[Owner], bool] = lambda _: True,
+        owns: Callable[[OwnedWorkload], bool] = lambda _: True,
     ) -> list[OwnedWorkload]:
         """Remove the workloads in ``scope`` whose owner is not alive (see ``resync``)."""
-        return list(self.resync(runner, {}, live_uids, scope=scope).removed)
+        return list(self.resync(runner, {}, live_uids, scope=scope, owns=owns).removed)
+
+    def _retire_old_ids(self, runner: Runner, workload: Workload) -> list[Event]:
+        """Remove the owner's workloads of other ids (its ``spec.id`` changed): one per owner.
+
+        Called once the workload of the current id runs, so a rename never leaves the model
+        without a server. Only workloads of the same source are touched (local mode: the
+        same manifest file; the operator records none).
+        """
+        events = []
+        for owned in runner.list_owned():
+            if (
+                owned.owner.uid == workload.owner.uid
+                and owned.model_id != workload.spec.id
+                and owned.source == workload.source
+            ):
+                runner.remove_owned(owned)
+                events.append(
+                    Event(
+                        "Normal",
+                        "Removed",
+                        f"Removed container {owned.container_name} of the old id "
+                        f"{owned.model_id} (the model runs as {workload.spec.id})",
+                    )
+                )
+        return events
+
+
+def _current(status: MLModelStatus | None, group: list[OwnedWorkload]) -> OwnedWorkload | None:
+    """The workload ``status`` describes among an owner's workloads."""
+    if status is None or status.runner is None or not status.runner.container_id:
+        return None
+    return next((o for o in group if o.container_id == status.runner.container_id), None)
 
 
 def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
@@ -502,6 +560,15 @@ def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
         and status.runner is not None
         and found.container_id == status.runner.container_id
     )
+
+
+def _became_running(previous: MLModelStatus, status: MLModelStatus, new_generation: bool) -> bool:
+    """Whether this reconcile saw the model's workload reach Running (a hand-over point)."""
+    if status.phase != Phase.RUNNING:
+        return False
+    before = previous.runner.container_id if previous.runner else None
+    now = status.runner.container_id if status.runner else None
+    return new_generation or previous.phase != Phase.RUNNING or before != now
 
 
 # Phases in which a vanished container is drift (not the tail of a failure already counted).

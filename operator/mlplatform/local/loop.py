@@ -34,7 +34,7 @@ from mlplatform import errors
 from mlplatform.core.drift import DriftWatcher
 from mlplatform.core.reconcile import Event, Reconciler
 from mlplatform.core.workqueue import WorkQueue
-from mlplatform.local import desired
+from mlplatform.local import desired, ownership
 from mlplatform.local.desired import DesiredModel, DesiredState
 from mlplatform.local.table import Row
 from mlplatform.models import documents
@@ -71,8 +71,13 @@ class LocalController:
         previous: dict[str, MLModelStatus] | None = None,
         workers: int = 8,
         resync: float = 30.0,
+        roots: ownership.Roots | None = None,
     ) -> None:
         self._paths = list(paths)
+        # Ownership glue: what this run may remove (containers whose source is under its
+        # roots and whose file is not held by being invalid).
+        self._roots = roots or ownership.Roots.of(self._paths)
+        self._held_files: frozenset[str] = frozenset()
         self._reconciler = reconciler
         self._runner = runner
         self._on_change = on_change
@@ -99,20 +104,25 @@ class LocalController:
 
     def load(self) -> DesiredState:
         """Read the manifests and queue what changed; returns what was read."""
-        state = desired.load(self._paths)
+        # Ownership glue: who already runs decides contested ids and keys; an invalid file
+        # holds the containers it made.
+        state = desired.load(self._paths, running=self._running())
         with self._lock:
             kept = desired.keep_last_valid(state, self._desired)
             for key in kept:
                 log.warning(
                     "Kept the last valid version of %s while its manifest has problems", key
                 )
+            state.problems.extend(desired.holding_lines(state, kept))
+            self._held_files = frozenset(state.failed_files)
             old = self._desired
             self._desired = dict(state.models)
             now = time.time()
             for key, model in state.models.items():
                 self._removing.pop(key, None)
                 before = old.get(key)
-                if before is None or before.generation != model.generation:
+                # Ownership glue: a manifest moved to another file re-labels its container.
+                if before is None or before.workload != model.workload:
                     self._since.setdefault(key, now)
                     self._given_up.discard(key)
                     self._fresh.discard(key)
@@ -299,7 +309,9 @@ class LocalController:
             by_uid = {m.workload.owner.uid: key for key, m in self._desired.items()}
             statuses = {m.workload.owner.uid: self._status.get(k) for k, m in self._desired.items()}
         try:
-            result = self._reconciler.resync(self._runner, statuses, self._live_uids)
+            result = self._reconciler.resync(
+                self._runner, statuses, self._live_uids, owns=self._owns
+            )
         except errors.RunnerError as error:
             log.warning(
                 "Resync could not list the containers (%s); checking every model", error.message
@@ -314,11 +326,27 @@ class LocalController:
     def collect_garbage(self) -> None:
         """Remove this controller's containers whose model is not desired (by owner uid)."""
         try:
-            removed = self._reconciler.collect_garbage(self._runner, self._live_uids)
+            removed = self._reconciler.collect_garbage(
+                self._runner, self._live_uids, owns=self._owns
+            )
         except errors.RunnerError as error:
             log.warning("Garbage collection skipped: %s", error.message)
             return
         self._log_removed(removed)
+
+    def _owns(self, owned: OwnedWorkload) -> bool:
+        """Ownership glue: a workload this run may remove (``ownership.may_prune``)."""
+        with self._lock:
+            held = self._held_files
+        return ownership.may_prune(owned, self._roots, held)
+
+    def _running(self) -> list[OwnedWorkload]:
+        """Ownership glue: this run's workloads in the engine (none when it cannot be asked)."""
+        try:
+            return [o for o in self._runner.list_owned() if self._roots.covers(o.source)]
+        except errors.RunnerError as error:
+            log.warning("Could not list the containers (%s); file order decides", error.message)
+            return []
 
     def _live_uids(self) -> set[str]:
         with self._lock:

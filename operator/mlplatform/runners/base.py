@@ -24,6 +24,9 @@ LABEL_OWNER_NAME = "mlplatform.dev/owner-name"
 LABEL_OWNER_UID = "mlplatform.dev/owner-uid"
 LABEL_SPEC_HASH = "mlplatform.dev/spec-hash"
 LABEL_CONTROLLER = "mlplatform.dev/controller"
+# Where the desired state came from (local mode: the manifest's resolved path). A local run
+# removes only workloads whose source lies under the paths it was given.
+LABEL_SOURCE = "mlplatform.dev/source"
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Workload:
 
     owner: Owner
     spec: MLModelSpec
+    source: str | None = None  # local mode: the manifest's resolved path; recorded by the runner
 
 
 class State(enum.StrEnum):
@@ -100,6 +104,7 @@ class OwnedWorkload:
     container_name: str
     spec_hash: str
     state: State
+    source: str | None = None
 
 
 @dataclass(frozen=True)

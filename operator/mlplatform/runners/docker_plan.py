@@ -110,6 +110,7 @@ def labels_for(workload: base.Workload, settings: Settings) -> dict[str, str]:
         base.LABEL_OWNER_NAMESPACE: workload.owner.namespace,
         base.LABEL_OWNER_NAME: workload.owner.name,
         base.LABEL_OWNER_UID: workload.owner.uid,
+        **({base.LABEL_SOURCE: workload.source} if workload.source is not None else {}),
     }
 
 
@@ -130,6 +131,10 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
         "debugPorts": {str(c): h for c, h in debug_ports.items()},
         "debugHostIp": settings.runners_docker_debug_host_ip if debug_ports else None,
     }
+    if workload.source is not None:
+        # A manifest moved to another file re-labels its container: the source label is
+        # what decides which local run may remove it, so it must never be stale.
+        shape["source"] = workload.source
     spec_hash = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
     labels = {**labels_for(workload, settings), base.LABEL_SPEC_HASH: spec_hash}
     if debug_ports:

@@ -116,6 +116,15 @@ class DockerRunner:
         name = container_name(workload.spec.id)
         if container is None:
             return base.RunnerStatus(state=base.State.REMOVED, container_name=name)
+        source = container.labels.get(base.LABEL_SOURCE)
+        if workload.source is not None and source is not None and source != workload.source:
+            # Another manifest runs this model now (the file moved): not this workload's to
+            # remove.
+            return base.RunnerStatus(
+                state=base.State.REMOVED,
+                container_name=name,
+                message=f"container {name} now belongs to {source}; left running",
+            )
         self._remove(container)
         return base.RunnerStatus(
             state=base.State.REMOVED,
@@ -172,6 +181,7 @@ class DockerRunner:
                     container_name=str(container.attrs["Names"][0]).lstrip("/"),
                     spec_hash=labels.get(base.LABEL_SPEC_HASH, ""),
                     state=_state(str(container.attrs.get("State", "")), error=""),
+                    source=labels.get(base.LABEL_SOURCE),
                 )
             )
         return owned
