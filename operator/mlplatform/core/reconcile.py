@@ -84,6 +84,9 @@ class _Step:
     generation: int | None
     at: str
     events: list[Event] = field(default_factory=list)
+    # A failure was counted in this step: its BackOff is news. A reconcile during a back-off
+    # already announced (woken by the engine's "die" event, a resync) tells nothing new.
+    counted_failure: bool = False
 
     def condition(
         self, kind: ConditionType, ok: bool | None, reason: Reason, message: str = ""
@@ -334,6 +337,7 @@ class Reconciler:
             return
         status.restart_count += 1
         status.consecutive_failures += 1
+        step.counted_failure = True
         self.metrics.restarts.inc()
         reason = Reason.OOM_KILLED if observed.oom_killed else Reason.CONTAINER_EXITED
         how = "was OOM-killed" if observed.oom_killed else f"exited with code {observed.exit_code}"
@@ -380,7 +384,7 @@ class Reconciler:
                 why,
             )
         step.not_ready(Phase.FAILED, reason, message)
-        if crash_loop and not any(e.reason == "BackOff" for e in step.events):
+        if crash_loop and step.counted_failure:
             step.events.append(Event("Warning", "BackOff", message))
         return Outcome(status, max(wait, 0.05), tuple(step.events))
 

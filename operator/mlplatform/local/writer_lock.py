@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -61,7 +62,7 @@ def acquire(folder: Path, roots: Roots) -> WriterLock:
         try:
             for other in sorted(folder.glob("*.lock")):
                 _check(other, roots)
-            path = folder / f"{os.getpid()}.lock"
+            path = folder / f"{os.getpid()}-{secrets.token_hex(4)}.lock"
             handle = path.open("w")
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             handle.write(json.dumps({"pid": os.getpid(), "roots": roots.describe()}))
