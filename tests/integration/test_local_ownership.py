@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,44 @@ def test_a_second_run_on_overlapping_manifests_refuses_naming_the_first_until_it
     # The lock of the killed process is stale: the next run takes it over.
     again = local.run("--once")
     assert again.returncode == 0, again.stderr
+
+
+# --- debug ports hand over --------------------------------------------------------------------
+
+
+def test_debug_ports_pass_to_the_waiting_claimer_when_the_holder_stops_asking(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    local.extra_env["RUNNERS_DOCKER_HOST_PORT_DEBUG"] = str(port)
+    status = tmp_path / "status.json"
+    local.write("a", debug=True)
+    local.write("b", debug=True)
+    local.start("--status-file", str(status), resync=30)
+
+    def holder_and_waiter() -> tuple[str, str] | None:
+        if not status.exists():
+            return None
+        items = LocalCli.status(status)
+        bound = [n for n, i in items.items() if (i["status"] or {}).get("debugEndpoints")]
+        waiting = [
+            n
+            for n, i in items.items()
+            if "debug ports are held by" in ((i["status"] or {}).get("message") or "")
+        ]
+        return (bound[0], waiting[0]) if bound and waiting else None
+
+    holder, waiter = wait_until(holder_and_waiter, timeout=60)
+    assert local.env.model_id(holder) in LocalCli.status(status)[waiter]["status"]["message"]
+    assert local.env.model_id(holder) in local.log()  # the table's MESSAGE column
+
+    local.write(holder, debug=False)
+
+    def handed_over() -> list[str] | None:
+        item = LocalCli.status(status)[waiter]["status"] or {}
+        return item.get("debugEndpoints") or None
+
+    assert wait_until(handed_over, timeout=30) == [f"http://127.0.0.1:{port}"]
+    assert not (LocalCli.status(status)[holder]["status"] or {}).get("debugEndpoints")

@@ -43,6 +43,9 @@ from mlplatform.runners.base import (
 # How soon to look again when the runner is unreachable, and while a container is starting.
 UNAVAILABLE_RETRY = 5.0
 STARTING_RETRY = 1.0
+# How soon a model waiting for debug ports held by another looks again (the holder may have
+# let them go: it stopped asking, or went).
+DEBUG_RETRY = 5.0
 # A container counts as running (and may be Ready) once it has stayed up this long, as
 # Kubernetes' minReadySeconds: one that dies a moment after start is a crash, not a model.
 MIN_READY = 1.0
@@ -192,6 +195,7 @@ class Reconciler:
             outcome = self._run(step, runner, workload, now)
         except errors.RunnerError as error:
             return self._failed(step, workload, error, now)
+        outcome = _waiting_for_debug_ports(outcome)
         if _became_running(previous, outcome.status, new_generation):
             try:
                 retired = self._retire_old_ids(runner, workload)
@@ -564,6 +568,18 @@ def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
         and status.runner is not None
         and found.container_id == status.runner.container_id
     )
+
+
+def _waiting_for_debug_ports(outcome: Outcome) -> Outcome:
+    """A model whose debug ports another holds says who, and looks again soon."""
+    status = outcome.status
+    held = status.condition(ConditionType.DEBUG_PORTS)
+    if held is None or held.reason != Reason.DEBUG_PORTS_HELD or status.phase != Phase.RUNNING:
+        return outcome
+    if not status.message:
+        status.message = held.message
+    after = min(outcome.requeue_after or DEBUG_RETRY, DEBUG_RETRY)
+    return Outcome(status, after, outcome.events)
 
 
 def _became_running(previous: MLModelStatus, status: MLModelStatus, new_generation: bool) -> bool:

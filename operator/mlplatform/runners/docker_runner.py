@@ -330,13 +330,30 @@ class DockerRunner:
         first = self._settings.runners_docker_host_port_debug
         if not workload.spec.debug or first is None:
             return None, None
-        label_filter = [*self._owned_labels(), docker_plan.LABEL_DEBUG_PORTS]
         with self._engine.guard("list containers"):
-            holders = client.containers.list(all=True, sparse=True, filters={"label": label_filter})
-        for holder in holders:
-            model_id = (holder.attrs.get("Labels") or {}).get(base.LABEL_MODEL_ID)
-            if model_id and model_id != workload.spec.id:
+            found = client.containers.list(all=True, sparse=True, filters=self._owned_filter())
+        waiting: list[tuple[int, str]] = []
+        mine: int | None = None
+        for container in found:
+            labels = container.attrs.get("Labels") or {}
+            model_id = labels.get(base.LABEL_MODEL_ID)
+            if not model_id:
+                continue
+            if model_id == workload.spec.id:
+                mine = int(container.attrs.get("Created") or 0)
+                continue
+            if docker_plan.LABEL_DEBUG_PORTS in labels:
                 return None, model_id
+            if (
+                labels.get(docker_plan.LABEL_DEBUG_REQUESTED)
+                and container.attrs.get("State") in _RUNNING
+            ):
+                waiting.append((int(container.attrs.get("Created") or 0), model_id))
+        # The ports are free: the oldest running claimer takes them (first come, first
+        # served); a model not yet created queues behind every running one.
+        older = [w for w in waiting if mine is None or w < (mine, workload.spec.id)]
+        if older:
+            return None, min(older)[1]
         return first, workload.spec.id
 
     # --- reading and removing containers -----------------------------------------------
