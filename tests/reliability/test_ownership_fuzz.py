@@ -27,7 +27,12 @@ from typing import Any
 import pytest
 import yaml
 
-from mlplatform.runners.base import LABEL_CONTROLLER, LABEL_MODEL_ID, LABEL_OWNER_NAME
+from mlplatform.runners.base import (
+    LABEL_CONTROLLER,
+    LABEL_MODEL_ID,
+    LABEL_OWNER_NAME,
+    LABEL_SOURCE,
+)
 from tests.reliability import figures
 from tests.support.docker_env import DockerEnv, wait_until
 from tests.support.local_cli import CLI, LocalCli
@@ -102,16 +107,25 @@ class Fuzz:
 
     def engine(self) -> dict[str, list[tuple[str, str]]]:
         """Owner name → [(model id, container id)] for this controller."""
-        found: dict[str, list[tuple[str, str]]] = {}
+        return {
+            owner: [(mid, cid) for mid, cid, _ in items] for owner, items in self.sources().items()
+        }
+
+    def sources(self) -> dict[str, list[tuple[str, str, str]]]:
+        """Owner name → [(model id, container id, source label)] for this controller."""
+        found: dict[str, list[tuple[str, str, str]]] = {}
         for c in self.env.client.api.containers(
             all=True, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
         ):
             labels = c["Labels"]
-            found.setdefault(labels[LABEL_OWNER_NAME], []).append((labels[LABEL_MODEL_ID], c["Id"]))
+            found.setdefault(labels[LABEL_OWNER_NAME], []).append(
+                (labels[LABEL_MODEL_ID], c["Id"], labels.get(LABEL_SOURCE, ""))
+            )
         return found
 
     def violations(self) -> list[str]:
-        found = self.engine()
+        labelled = self.sources()
+        found = {o: [(mid, cid) for mid, cid, _ in items] for o, items in labelled.items()}
         problems = []
         for name, model in self.models.items():
             have = found.get(name, [])
@@ -123,6 +137,9 @@ class Fuzz:
                     problems.append(f"{name}: broken, held {model.held}, has {have}")
             elif [mid for mid, _ in have] != [self.model_id(name)]:
                 problems.append(f"{name}: wants one {self.model_id(name)}, has {have}")
+            elif [src for _, _, src in labelled[name]] != [str(self.path(name).resolve())]:
+                # Settled only once the run of its folder has made it its own (a move).
+                problems.append(f"{name}: not yet from {self.path(name)}: {labelled[name]}")
         outsiders = {
             mid: cid
             for owner, items in found.items()
