@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.docker_env import wait_until
+from tests.support.docker_env import CreationCounter, wait_until
 from tests.support.local_cli import CLI, LocalCli
 
 pytestmark = pytest.mark.docker
@@ -317,3 +317,35 @@ def test_debug_ports_pass_to_the_waiting_claimer_when_the_holder_stops_asking(
 
     assert wait_until(handed_over, timeout=30) == [f"http://127.0.0.1:{port}"]
     assert not (LocalCli.status(status)[holder]["status"] or {}).get("debugEndpoints")
+
+
+# --- one creation per restart -----------------------------------------------------------------
+
+
+def test_a_crash_loop_creates_one_container_per_restart_and_logs_each_back_off_once(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    status = tmp_path / "status.json"
+    model_id = local.env.model_id("crash")
+    local.write(
+        "crash", local.images.exit, container={"env": [{"name": "EXIT_CODE", "value": "3"}]}
+    )
+    counter = CreationCounter(local.env, model_id)
+    process = local.start("--status-file", str(status), resync=1)
+
+    def restarts() -> int:
+        if not status.exists():
+            return 0
+        return int((LocalCli.status(status)["crash"]["status"] or {}).get("restartCount") or 0)
+
+    wait_until(lambda: restarts() >= 4, timeout=60)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    created, counted = counter.close(), restarts()
+
+    # The first container plus one per restart; the last one may not be counted yet.
+    assert counted <= created <= counted + 1, (created, counted)
+    backoffs = [line.split(" ", 1)[1] for line in local.log().splitlines() if "BackOff:" in line]
+    assert backoffs and len(backoffs) == len(set(backoffs)), backoffs
+    failures = [line.rsplit("(failure", 1)[-1] for line in backoffs]
+    assert len(failures) == len(set(failures)), backoffs  # one BackOff per counted failure
