@@ -26,13 +26,9 @@ from bench.floor import Floor
 from bench.observe import Observer
 from bench.phases import docker_phases, phases_summary, shape
 from bench.systems import System
+from mlplatform.models.spec import container_name
 
 TIMEOUT = 180.0
-
-
-def container_name(model_id: str) -> str:
-    name, _, version = model_id.partition(":")
-    return f"{name}-{version}"
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from pathlib import Path
 from mlplatform.local import ownership
 from mlplatform.models import documents
 from mlplatform.models.resource import ValidMLModel
+from mlplatform.models.spec import container_name
 from mlplatform.runners.base import OwnedWorkload, Owner, Workload
 
 DEFAULT_NAMESPACE = "default"
@@ -60,7 +61,7 @@ class DesiredState:
         """One line per held container, for the table and JSON problems."""
         return [
             f"{h.source}: MLModel {h.owner.key} ({h.model_id}) keeps running its last valid "
-            f"spec in container {h.container_name} while this file is refused"
+            f"spec in container {h.workload_name} while this file is refused"
             for h in self.held
         ]
 
@@ -131,7 +132,7 @@ def load(paths: Iterable[Path], *, running: Iterable[OwnedWorkload] = ()) -> Des
     names: dict[str, _Claim] = {}
     keys: dict[str, str | None] = {}
     for held in ownership.held_by_invalid_files(running, state.failed_files):
-        names[held.container_name] = _Claim(held.owner.key, held.model_id, held.source)
+        names[held.workload_name] = _Claim(held.owner.key, held.model_id, held.source)
         keys[held.owner.key] = held.source
         state.held.append(held)
     ordered = ownership.first_holders_first(
@@ -140,7 +141,7 @@ def load(paths: Iterable[Path], *, running: Iterable[OwnedWorkload] = ()) -> Des
             ownership.holds(
                 running,
                 uid=m.workload.owner.uid,
-                name=m.workload.spec.container_name,
+                name=container_name(m.workload.spec.id),
                 source=file,
             )
             for m, file in candidates
@@ -154,7 +155,7 @@ def load(paths: Iterable[Path], *, running: Iterable[OwnedWorkload] = ()) -> Des
             state.failed_files.add(file)
             continue
         accepted.append(model)
-        names[model.workload.spec.container_name] = _Claim(
+        names[container_name(model.workload.spec.id)] = _Claim(
             model.key, model.workload.spec.id, model.source
         )
         keys[model.key] = model.source
@@ -170,7 +171,7 @@ def _claim(model: DesiredModel, names: dict[str, _Claim], keys: dict[str, str | 
         return f"metadata.name: MLModel {model.key} is already defined" + (
             f" in {where}" if where else ""
         )
-    holder = names.get(model.workload.spec.container_name)
+    holder = names.get(container_name(model.workload.spec.id))
     if holder is not None:
         return ownership.name_taken_message(
             new_id=model.workload.spec.id,
@@ -201,14 +202,14 @@ def keep_last_valid(new: DesiredState, old: dict[str, DesiredModel]) -> list[str
     file now fails to read keeps its last valid version instead of being removed.
     """
     kept = []
-    used_names = {m.workload.spec.container_name for m in new.models.values()}
+    used_names = {container_name(m.workload.spec.id) for m in new.models.values()}
     for key, model in old.items():
         if key in new.models or model.workload.source not in new.failed_files:
             continue
-        if model.workload.spec.container_name in used_names:
+        if container_name(model.workload.spec.id) in used_names:
             continue
         new.models[key] = model
-        used_names.add(model.workload.spec.container_name)
+        used_names.add(container_name(model.workload.spec.id))
         # Found by the engine's labels too; the in-memory version is the fuller one.
         new.held = [h for h in new.held if h.owner.key != key]
         kept.append(key)

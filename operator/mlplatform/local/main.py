@@ -218,7 +218,7 @@ def down(paths: list[Path], reconciler: Reconciler, roots: ownership.Roots, runn
         others = [o for o in runner.list_owned() if roots.covers(o.source)]
         for owned in others:
             runner.remove_owned(owned)
-            log.info("%s: Removed container %s", owned.owner.key, owned.container_name)
+            log.info("%s: Removed container %s", owned.owner.key, owned.workload_name)
     except errors.RunnerError as error:
         log.error(
             "Could not remove the other containers of %s: %s",

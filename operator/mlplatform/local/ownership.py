@@ -86,7 +86,7 @@ def holds(running: Iterable[OwnedWorkload], *, uid: str, name: str, source: str 
     """Whether a model (owner uid, container name, manifest file) already has its container."""
     return any(
         o.owner.uid == uid
-        and o.container_name == name
+        and o.workload_name == name
         and (o.source is None or source is None or o.source == source)
         for o in running
     )
