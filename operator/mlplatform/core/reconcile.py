@@ -33,7 +33,6 @@ from mlplatform.models.status import (
 from mlplatform.runners.base import (
     Action,
     OwnedWorkload,
-    Owner,
     Problem,
     Runner,
     RunnerStatus,
@@ -534,17 +533,17 @@ class Reconciler:
         statuses: Mapping[str, MLModelStatus | None],
         live_uids: Callable[[], Collection[str]],
         *,
-        scope: Callable[[Owner], bool] = lambda _: True,
-        owns: Callable[[OwnedWorkload], bool] = lambda _: True,
+        scope: Callable[[OwnedWorkload], bool] = lambda _: True,
     ) -> Resync:
         """The safety net for missed events, in one listing of the runner's workloads.
 
         ``statuses`` maps the owner uid of each model served to its last status. A model is
         stale (to be reconciled) unless what runs matches its status: Running with the same
         container, still running; Stopped with none. So a resync of steady models costs one
-        request, however many there are. Then workloads in ``scope`` (and that this front
-        end ``owns``, e.g. local mode's manifests) whose owner is not among ``live_uids()``
-        are removed — listed before the owners, so that a model created in between can never
+        request, however many there are. Only workloads in ``scope`` are looked at: the
+        front end's own (the operator: its namespaces; local mode: made from its manifests
+        and not held by an invalid one). Those whose owner is not among ``live_uids()`` are
+        removed — listed before the owners, so that a model created in between can never
         lose its new workload.
 
         One workload per owner: an owner may briefly have two (its id changed; the old
@@ -552,7 +551,7 @@ class Reconciler:
         workload is listed running, the owner's other workloads are removed here too;
         otherwise the model is stale and its reconcile finishes the hand-over.
         """
-        owned = [o for o in runner.list_owned() if scope(o.owner) and owns(o)]
+        owned = [o for o in runner.list_owned() if scope(o)]
         by_owner: dict[str, list[OwnedWorkload]] = {}
         for o in owned:
             by_owner.setdefault(o.owner.uid, []).append(o)
@@ -579,11 +578,10 @@ class Reconciler:
         runner: Runner,
         live_uids: Callable[[], Collection[str]],
         *,
-        scope: Callable[[Owner], bool] = lambda _: True,
-        owns: Callable[[OwnedWorkload], bool] = lambda _: True,
+        scope: Callable[[OwnedWorkload], bool] = lambda _: True,
     ) -> list[OwnedWorkload]:
         """Remove the workloads in ``scope`` whose owner is not alive (see ``resync``)."""
-        return list(self.resync(runner, {}, live_uids, scope=scope, owns=owns).removed)
+        return list(self.resync(runner, {}, live_uids, scope=scope).removed)
 
     def _retire_old_ids(self, runner: Runner, workload: Workload) -> list[Event]:
         """Remove the owner's workloads of other ids (its ``spec.id`` changed): one per owner.

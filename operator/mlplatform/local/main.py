@@ -6,11 +6,13 @@ of the API server (like the kubelet's static pods). Exit codes:
     0  watch mode stopped by SIGINT/SIGTERM (the models keep running); ``--once``: every
        model is Running (and Ready where it has a probe), or Stopped when suspended;
        ``--down``: every container of the manifests is gone
-    1  ``--once``: a model failed or was not ready within ``--timeout``, or a manifest is
-       invalid; ``--down``: a container could not be removed
-    2  the settings or paths are invalid (a path that does not exist, ``-``, a folder with
-       no model without ``--prune-empty``), or another ``mlplatform local`` manages the
-       same manifests; nothing is changed
+    1  ``--once``: a model failed or was not ready within ``--timeout``, a manifest is
+       invalid, or the engine did not answer (after ``RUNNERS_DOCKER_TIMEOUT`` and one
+       retry); ``--down``: a container could not be removed
+    2  the settings, options or paths are invalid (a path that does not exist, ``-``, a
+       folder with no model without ``--prune-empty``; debug ports that would pass 65535),
+       or another ``mlplatform local`` manages the same manifests; nothing is changed
+    130/143  interrupted by SIGINT/SIGTERM during ``--once`` or ``--down``
 """
 
 from __future__ import annotations
@@ -25,16 +27,16 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from mlplatform import errors
+from mlplatform import errors, logs
 from mlplatform.config import Settings
 from mlplatform.core.reconcile import Reconciler
-from mlplatform.local import desired, ownership, writer_lock
+from mlplatform.local import desired, ownership, preflight, writer_lock
 from mlplatform.local.loop import LocalController
 from mlplatform.local.report import Reporter, read_status_file
 from mlplatform.runners import select
 from mlplatform.runners.base import Runner
 
-log = logging.getLogger("mlplatform.local")
+log = logging.getLogger(__name__)
 
 LOCAL_CONTROLLER = "local"
 
@@ -53,12 +55,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    root = logging.getLogger("mlplatform")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    logs.configure(settings.log_format)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,6 +143,23 @@ def _run(
     state = controller.load()
     for note in state.notes:
         log.info("Ignored %s", note)
+    warnings, refusals = preflight.debug_checks(state.models.values(), settings)
+    for line in warnings:
+        log.warning("%s", line)
+    for line in refusals:
+        log.error("%s", line)
+    if refusals:
+        return 2
+    if args.once and settings.runners_docker_enabled:
+        problem = preflight.engine_problem(runners("docker"))
+        if problem is not None:
+            log.error(
+                "The Docker engine did not answer within RUNNERS_DOCKER_TIMEOUT=%gs and one "
+                "retry (%s); giving up",
+                settings.runners_docker_timeout,
+                problem,
+            )
+            return 1
     if not state.models and not state.problems:
         # Only reached with --prune-empty (check_paths refuses it otherwise).
         log.warning(
@@ -213,12 +227,12 @@ def down(paths: list[Path], reconciler: Reconciler, roots: ownership.Roots, runn
         if event is not None:
             log.info("%s: %s", key, event.message)
         else:
-            log.info("%s: no container", key)
+            log.info("%s: no workload", key)
     try:
         others = [o for o in runner.list_owned() if roots.covers(o.source)]
         for owned in others:
             runner.remove_owned(owned)
-            log.info("%s: Removed container %s", owned.owner.key, owned.workload_name)
+            log.info("%s: Removed workload %s", owned.owner.key, owned.workload_name)
     except errors.RunnerError as error:
         log.error(
             "Could not remove the other containers of %s: %s",

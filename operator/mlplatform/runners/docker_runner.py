@@ -68,6 +68,8 @@ from mlplatform.runners.docker_events import DockerEventStream
 
 # Seconds a model server gets to stop on SIGTERM before it is killed (Docker's default).
 STOP_GRACE_SECONDS = 10
+# How long a read waits for a container being removed (``docker rm -f``) to be gone.
+REMOVAL_WAIT_SECONDS = 5
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 _RUNNING = ("running", "paused")
 _STARTING = ("created", "restarting")
@@ -398,6 +400,13 @@ class DockerRunner:
             raise errors.ContainerConflict(
                 f"a container named {name} exists and {problem}; it is left untouched"
             )
+        if container.status == "removing":
+            # Removed outside us (``docker rm -f``): gone in a moment. Waiting for that makes
+            # it read as missing (to recreate), not as a crash, and frees its name for create.
+            # A timeout (requests' errors are OSErrors) leaves it to the create conflict path.
+            with contextlib.suppress(docker.errors.DockerException, OSError):
+                client.api.wait(name, timeout=REMOVAL_WAIT_SECONDS, condition="removed")
+            return None
         return container
 
     def _name_taken(
