@@ -108,8 +108,9 @@ class DesiredStateSource(Protocol):
     def live_uids(self) -> Collection[str]:
         """The owner uids that exist now, read fresh (workloads of others are orphans)."""
 
-    def in_scope(self, owner: Owner) -> bool:
-        """Whether an orphaned workload of ``owner`` is this front end's to remove."""
+    def in_scope(self, owned: OwnedWorkload) -> bool:
+        """Whether a workload found in the runner is this front end's: only those are
+        checked against their model's status, and removed when their owner is gone."""
 
 
 class StatusSink(Protocol):

@@ -40,6 +40,9 @@ MODELS_VOLUME = "/models"
 # Docker-specific label: the debug ports this container publishes ("7000-7001"); its presence
 # is the debug-port claim.
 LABEL_DEBUG_PORTS = "mlplatform.dev/debug-ports"
+# On every container whose model asks for debug ports: the claimers, oldest first, take the
+# ports in turn when the holder lets them go.
+LABEL_DEBUG_REQUESTED = "mlplatform.dev/debug-requested"
 SECURITY_OPT = ("no-new-privileges",)
 CAP_DROP = ("NET_RAW", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP", "SETPCAP")
 # Networks that would break endpoints or isolation (security defaults: no host network).
@@ -129,7 +132,7 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
     name = container_name(spec.id)
     # The hash covers what shapes the container (not suspend, not the owner): a change
     # replaces the container, anything else leaves it alone.
-    shape = {
+    shape: dict[str, object] = {
         "id": spec.id,
         "container": container.model_dump(mode="json", by_alias=True, exclude_none=True),
         "mounts": [mount.bind() for mount in mounts],
@@ -137,11 +140,20 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
         "debugPorts": {str(c): h for c, h in debug_ports.items()},
         "debugHostIp": settings.runners_docker_debug_host_ip if debug_ports else None,
     }
+    if spec.debug:
+        # Asking for debug ports is recorded on the container (it queues for the ports).
+        shape["debugRequested"] = True
+    if workload.source is not None:
+        # A manifest moved to another file re-labels its container: the source label is
+        # what decides which local run may remove it, so it must never be stale.
+        shape["source"] = workload.source
     spec_hash = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
     labels = {**labels_for(workload, settings), base.LABEL_SPEC_HASH: spec_hash}
     if debug_ports:
         first, last = min(debug_ports.values()), max(debug_ports.values())
         labels[LABEL_DEBUG_PORTS] = f"{first}-{last}"
+    if spec.debug:
+        labels[LABEL_DEBUG_REQUESTED] = "true"
     args: dict[str, Any] = {
         "name": name,
         "hostname": name,

@@ -125,6 +125,17 @@ class DockerRunner:
         details = {"containerName": name}
         if container is None:
             return base.RunnerStatus(state=base.State.REMOVED, workload_name=name, details=details)
+        source = container.labels.get(base.LABEL_SOURCE)
+        if workload.source is not None and source is not None and source != workload.source:
+            # Another manifest runs this model now (the file moved): not this workload's to
+            # remove.
+            return base.RunnerStatus(
+                state=base.State.REMOVED,
+                workload_id=container.id,
+                workload_name=name,
+                message=f"container {name} now belongs to {source}; left running",
+                details=details,
+            )
         self._remove(container)
         return base.RunnerStatus(
             state=base.State.REMOVED,
@@ -340,16 +351,33 @@ class DockerRunner:
         first = self._settings.runners_docker_host_port_debug
         if not workload.spec.debug or first is None:
             return None, None
-        label_filter = [
-            *docker_plan.owned_label_filter(self._settings.controller),
-            docker_plan.LABEL_DEBUG_PORTS,
-        ]
-        with self._engine.guard(Operation.LIST, "holding the debug ports"):
-            holders = client.containers.list(all=True, sparse=True, filters={"label": label_filter})
-        for holder in holders:
-            model_id = (holder.attrs.get("Labels") or {}).get(base.LABEL_MODEL_ID)
-            if model_id and model_id != workload.spec.id:
+        owned: dict[str, str | list[str] | bool] = {
+            "label": docker_plan.owned_label_filter(self._settings.controller)
+        }
+        with self._engine.guard(Operation.LIST, "claiming the debug ports"):
+            found = client.containers.list(all=True, sparse=True, filters=owned)
+        waiting: list[tuple[int, str]] = []
+        mine: int | None = None
+        for container in found:
+            labels = container.attrs.get("Labels") or {}
+            model_id = labels.get(base.LABEL_MODEL_ID)
+            if not model_id:
+                continue
+            if model_id == workload.spec.id:
+                mine = int(container.attrs.get("Created") or 0)
+                continue
+            if docker_plan.LABEL_DEBUG_PORTS in labels:
                 return None, model_id
+            if (
+                labels.get(docker_plan.LABEL_DEBUG_REQUESTED)
+                and container.attrs.get("State") in _RUNNING
+            ):
+                waiting.append((int(container.attrs.get("Created") or 0), model_id))
+        # The ports are free: the oldest running claimer takes them (first come, first
+        # served); a model not yet created queues behind every running one.
+        older = [w for w in waiting if mine is None or w < (mine, workload.spec.id)]
+        if older:
+            return None, min(older)[1]
         return first, workload.spec.id
 
     # --- reading and removing containers -----------------------------------------------
