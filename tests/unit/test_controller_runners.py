@@ -75,13 +75,15 @@ def test_a_resync_lists_each_runner_once_and_finds_every_model_in_sync(two: Two)
     assert set(two.docker.containers) == {"boat-1.0"}
     assert set(two.kubernetes.containers) == {"iris-1.0"}
     applies = two.docker.count("apply") + two.kubernetes.count("apply")
+    lists = (two.docker.count("list_owned"), two.kubernetes.count("list_owned"))
 
     result = two.controller.resync()
     two.settle()
 
     assert result is not None
     assert result.stale == frozenset() and result.removed == ()
-    assert two.docker.count("list_owned") == 1 and two.kubernetes.count("list_owned") == 1
+    assert two.docker.count("list_owned") == lists[0] + 1
+    assert two.kubernetes.count("list_owned") == lists[1] + 1
     assert two.docker.count("apply") + two.kubernetes.count("apply") == applies
 
 

@@ -182,3 +182,20 @@ def test_a_resync_counts_a_workload_scaled_to_nothing_as_suspended(
     result = reconciler.resync(runner, {"u1": stopped.status}, lambda: {"u1"})
     assert (result.stale == frozenset()) is in_sync
     assert result.removed == ()
+
+
+class OwnerNamedRunner(MemoryRunner):
+    """A runner that names the workload after its owner (as the Kubernetes runner does)."""
+
+    one_workload_per_owner = True
+
+
+@pytest.mark.parametrize(("runner", "lists"), [(MemoryRunner(), 1), (OwnerNamedRunner(), 0)])
+def test_only_runners_naming_workloads_by_id_list_them_to_retire_old_ids(
+    runner: MemoryRunner, lists: int
+) -> None:
+    # Wall time a moment ahead of the container's start: it counts as up at once.
+    reconciler = Reconciler(lambda _: runner, min_ready=0, clock=lambda: time.time() + 1)
+    running = step(reconciler, workload(), None)
+    assert running.status.phase == Phase.RUNNING
+    assert runner.lists == lists

@@ -198,7 +198,12 @@ class Reconciler:
         except errors.RunnerError as error:
             return self._failed(step, workload, error, now)
         outcome = _waiting_for_debug_ports(outcome)
-        if _became_running(previous, outcome.status, new_generation):
+        # A runner that names the workload after its owner (Kubernetes: the Deployment is
+        # the MLModel's name) never holds two for one owner: an id change patches the one in
+        # place, and there is nothing to retire (nor a listing of every workload to pay).
+        if _became_running(previous, outcome.status, new_generation) and not getattr(
+            runner, "one_workload_per_owner", False
+        ):
             try:
                 retired = self._retire_old_ids(runner, workload)
             except errors.RunnerError:

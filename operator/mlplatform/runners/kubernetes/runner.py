@@ -60,6 +60,9 @@ class KubernetesRunner:
     """Runs each model as a Deployment + Service (+ claim) in the MLModel's namespace."""
 
     type = TYPE
+    # The Deployment is named after the MLModel: an id change patches it in place, so the
+    # core has no workload of an old id to retire.
+    one_workload_per_owner = True
 
     def __init__(self, settings: Settings, api_client: Any) -> None:
         self._settings = settings
