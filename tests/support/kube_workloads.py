@@ -24,7 +24,7 @@ every change.
 
 ``kubernetes_operator_running(cluster, settings)`` runs the real operator (kopf handlers,
 store, controller, sink) against the cluster with the runners ``mlplatform operator`` builds:
-``select.Runners`` with the operator's own API client, each enabled runner watched and
+``selection.Runners`` with the operator's own API client, each enabled runner watched and
 resynced.
 """
 
@@ -46,7 +46,7 @@ from mlplatform.core.reconcile import Reconciler
 from mlplatform.kube import handlers
 from mlplatform.kube.api import KubeApi
 from mlplatform.kube.operator import Operator
-from mlplatform.runners import select
+from mlplatform.runners import selection
 from tests.support.kube_cluster import (
     ClusterEmulator,
     KubeCluster,
@@ -159,7 +159,7 @@ async def kubernetes_operator_running(
 ) -> AsyncIterator[Operator]:
     """The operator as ``mlplatform operator`` wires it, running in kopf until the block exits."""
     api = KubeApi.for_server(cluster.url, insecure=True)
-    runners = select.Runners(settings, api_client=api.client)
+    runners = selection.Runners(settings, api_client=api.client)
     enabled = runners.enabled()
     assert enabled, "no runner enabled in these settings"
     operator = Operator(

@@ -28,9 +28,9 @@ from mlplatform.kube import handlers
 from mlplatform.kube import options as kube_options
 from mlplatform.kube.api import KubeApi, PeeringUnavailable, ensure_peering
 from mlplatform.kube.operator import Operator
-from mlplatform.runners import select
+from mlplatform.runners import selection
 
-log = logging.getLogger("mlplatform.operator")
+log = logging.getLogger(__name__)
 
 _LOG_FORMATS = {
     "plain": kopf.LogFormat.PLAIN,
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     api = KubeApi.from_environment()
     # One API client for the status writes and the Kubernetes runner.
-    runners = select.Runners(settings, api_client=api.client)
+    runners = selection.Runners(settings, api_client=api.client)
     try:
         enabled = runners.enabled() or [runners("docker")]
     except errors.ConfigurationError as error:

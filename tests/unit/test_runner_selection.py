@@ -10,7 +10,7 @@ from mlplatform.config import Settings
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.models.spec import MLModelSpec
 from mlplatform.models.status import ConditionType, Reason
-from mlplatform.runners import base, select
+from mlplatform.runners import base, selection
 from mlplatform.runners.kubernetes.runner import KubernetesRunner
 
 WORKLOAD = base.Workload(
@@ -22,7 +22,7 @@ WORKLOAD = base.Workload(
 
 
 def test_without_a_kubernetes_api_the_kubernetes_runner_needs_a_cluster() -> None:
-    runner = select.runner_for("kubernetes", Settings.load({}))
+    runner = selection.runner_for("kubernetes", Settings.load({}))
     assert runner.type == "kubernetes"
     with pytest.raises(errors.RunnerUnavailable, match="needs the operator in a cluster") as error:
         runner.observe(WORKLOAD)
@@ -35,10 +35,10 @@ def test_the_kubernetes_runner_is_on_in_a_cluster_by_default_and_can_be_switched
     try:
         switched_on = Settings.load({"RUNNERS_KUBERNETES_ENABLED": "true"})
         assert isinstance(
-            select.runner_for("kubernetes", switched_on, api_client=client), KubernetesRunner
+            selection.runner_for("kubernetes", switched_on, api_client=client), KubernetesRunner
         )
         switched_off = Settings.load({"RUNNERS_KUBERNETES_ENABLED": "false"})
-        off = select.runner_for("kubernetes", switched_off, api_client=client)
+        off = selection.runner_for("kubernetes", switched_off, api_client=client)
         with pytest.raises(errors.RunnerDisabled, match="RUNNERS_KUBERNETES_ENABLED"):
             off.apply(WORKLOAD)
     finally:
@@ -49,13 +49,13 @@ def test_the_kubernetes_runner_is_on_in_a_cluster_by_default_and_can_be_switched
 
 
 def test_runners_builds_each_kind_once_with_the_client() -> None:
-    runners = select.Runners(Settings.load({}))
+    runners = selection.Runners(Settings.load({}))
     assert runners("kubernetes") is runners("kubernetes")
     assert runners("nomad").type == "nomad"
 
 
 def test_the_reconcile_core_reports_a_kubernetes_model_outside_a_cluster_without_crashing() -> None:
-    outcome = Reconciler(select.Runners(Settings.load({}))).reconcile(
+    outcome = Reconciler(selection.Runners(Settings.load({}))).reconcile(
         WORKLOAD, generation=1, previous=None
     )
     ready = next(c for c in outcome.status.conditions if c.type == ConditionType.READY)
