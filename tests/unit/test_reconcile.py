@@ -205,6 +205,41 @@ def test_a_container_removed_between_the_look_and_the_apply_is_counted_as_recrea
     assert [e.reason for e in repaired.events] == ["Recreating", "Created"]
 
 
+def test_a_container_seen_exited_and_gone_at_the_apply_was_removed_not_crashed(
+    reconciler: Reconciler, runner: MemoryRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``docker rm -f`` kills first: the look may catch the container exited (137) before
+    # the removal; the apply finds it gone. A removal outside us, not a crash.
+    running = step(reconciler, workload(), None)
+    look = runner.observe
+
+    def killed_then_removed(w: Workload) -> Any:
+        runner.kill("iris-1.0", 137)
+        seen = look(w)
+        runner.containers.clear()
+        return seen
+
+    monkeypatch.setattr(runner, "observe", killed_then_removed)
+    repaired = step(reconciler, workload(), running)
+    assert repaired.status.phase == Phase.RUNNING
+    assert repaired.status.restart_count == 1
+    assert repaired.status.consecutive_failures == 0
+    assert repaired.status.last_failure is None
+    assert [e.reason for e in repaired.events] == ["Recreating", "Created"]
+
+
+def test_a_crashed_container_left_for_the_apply_is_still_a_crash(
+    reconciler: Reconciler, runner: MemoryRunner
+) -> None:
+    running = step(reconciler, workload(), None)
+    runner.kill("iris-1.0", 3)
+    repaired = step(reconciler, workload(), running)
+    assert repaired.status.restart_count == 1
+    assert repaired.status.last_failure is not None
+    assert repaired.status.last_failure.exit_code == 3
+    assert [e.reason for e in repaired.events] == ["ContainerExited", "Replaced"]
+
+
 def test_a_steady_container_is_not_counted_as_restarted(
     reconciler: Reconciler, runner: MemoryRunner
 ) -> None:

@@ -241,6 +241,7 @@ class Reconciler:
         previous_id = step.status.runner.workload_id if step.status.runner else None
         observed = runner.observe(workload)
         self._take_restart_count(step, observed)
+        before_exit = (step.status.consecutive_failures, step.status.last_failure)
         if observed.state == State.EXITED:
             self._record_exit(step, observed, now)
         elif observed.state == State.MISSING and previous_id and step.status.phase in _UP:
@@ -252,6 +253,14 @@ class Reconciler:
         applied = runner.apply(workload)
         if _vanished_meanwhile(observed, applied):
             self._disappeared(step, observed)
+        elif _removed_after_exit(observed, applied) and step.counted_failure:
+            # ``docker rm -f`` kills first: the container read as exited, then was gone
+            # before apply could replace it. A removal outside us, not a crash: the restart
+            # is counted (once), the back-off is not, and the user hears it is recreated.
+            step.status.consecutive_failures, step.status.last_failure = before_exit
+            step.counted_failure = False
+            step.events = [e for e in step.events if e.reason not in _EXIT_REASONS]
+            step.events.append(_recreating(observed))
         self._take_restart_count(step, applied)
         if applied.action in (Action.CREATED, Action.REPLACED):
             verb = "Created" if applied.action == Action.CREATED else "Replaced"
@@ -385,13 +394,7 @@ class Reconciler:
         if observed.restart_count is None:
             step.status.restart_count += 1
             self.metrics.restarts.inc()
-        step.events.append(
-            Event(
-                "Warning",
-                "Recreating",
-                f"Workload {observed.workload_name} disappeared; recreating",
-            )
-        )
+        step.events.append(_recreating(observed))
 
     def _take_restart_count(self, step: _Step, observed: RunnerStatus) -> None:
         """A runner that counts restarts itself (pods) has the last word on the count."""
@@ -703,6 +706,25 @@ def _vanished_meanwhile(observed: RunnerStatus, applied: RunnerStatus) -> bool:
         and applied.workload_id != observed.workload_id
     )
 
+
+def _removed_after_exit(observed: RunnerStatus, applied: RunnerStatus) -> bool:
+    """The workload ``observe`` saw exited was gone by the time ``apply`` looked (a crash
+    alone leaves it for apply to replace): it was removed, its exit was the removal's kill."""
+    return (
+        observed.state == State.EXITED
+        and observed.workload_id is not None
+        and applied.action == Action.CREATED
+        and applied.workload_id != observed.workload_id
+    )
+
+
+def _recreating(observed: RunnerStatus) -> Event:
+    return Event(
+        "Warning", "Recreating", f"Workload {observed.workload_name} disappeared; recreating"
+    )
+
+
+_EXIT_REASONS = frozenset({Reason.CONTAINER_EXITED.value, Reason.OOM_KILLED.value})
 
 _REASONS: dict[type[errors.RunnerError], Reason] = {
     errors.RunnerDisabled: Reason.RUNNER_DISABLED,
