@@ -62,3 +62,9 @@ MEMORY_PATTERN: Final = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 # Docker refuses memory limits under 6 MiB.
 MEMORY_MIN_BYTES: Final = 6 * 1024 * 1024
 HTTP_PATH_PATTERN: Final = r"^/[-A-Za-z0-9._~!$&'()*+,;=:@%/?]*$"
+
+# How long a stopping container gets between SIGTERM and SIGKILL. Kubernetes' default is 30
+# and its bound is open; Docker's `docker stop` default is 10. Bounded so that one model
+# cannot hold a teardown, a deletion or an update hostage for long.
+GRACE_PERIOD_DEFAULT_SECONDS: Final = 10
+GRACE_PERIOD_MAX_SECONDS: Final = 300
