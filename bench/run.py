@@ -209,11 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     report.write(results, folder)
     print((folder / "results.md").read_text())
     if args.out is None:  # a run into a folder of one's choosing is not "the latest"
+        # A link, not a copy: a committed run is committed once (`latest` is not tracked).
         latest = RESULTS / "latest"
-        if latest.exists():
+        if latest.is_symlink() or latest.is_file():
+            latest.unlink()
+        elif latest.exists():
             shutil.rmtree(latest)
-        shutil.copytree(folder, latest)
-        print(f"bench: results in {folder} and {latest}", flush=True)
+        latest.symlink_to(folder.name)
+        print(f"bench: results in {folder} (bench/results/latest links to it)", flush=True)
     else:
         print(f"bench: results in {folder}", flush=True)
     return 0

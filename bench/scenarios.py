@@ -21,18 +21,15 @@ from typing import Any
 import docker
 
 from bench import procstat, stats
-from bench.env import CONTROLLER_LABEL, BenchEnv, wait_until
+from bench.env import BenchEnv, wait_until
 from bench.floor import Floor
 from bench.observe import Observer
 from bench.phases import docker_phases, phases_summary, shape
 from bench.systems import System
+from mlplatform.models.spec import container_name
+from mlplatform.runners.base import LABEL_CONTROLLER
 
 TIMEOUT = 180.0
-
-
-def container_name(model_id: str) -> str:
-    name, _, version = model_id.partition(":")
-    return f"{name}-{version}"
 
 
 @contextlib.contextmanager
@@ -129,7 +126,7 @@ class Bench:
 
     def running_names(self) -> set[str]:
         containers = self.direct.api.containers(
-            all=True, filters={"label": f"{CONTROLLER_LABEL}={self.env.controller}"}
+            all=True, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
         )
         return {n.lstrip("/") for c in containers for n in c["Names"]}
 

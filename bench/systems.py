@@ -21,8 +21,9 @@ from typing import Any, Protocol
 import yaml
 
 from bench.env import MLPLATFORM, PYTHON, REPO, BenchEnv, Process, wait_until
+from mlplatform.models import spec
 
-API_VERSION = "mlplatform.dev/v1alpha1"
+API_VERSION = f"{spec.API_GROUP}/{spec.API_VERSION}"
 NAMESPACE = "bench"
 
 
