@@ -138,6 +138,17 @@ def _started(system: System) -> bool:
         return False
 
 
+def _link_latest(folder: Path) -> None:
+    """``bench/results/latest`` → ``folder``: a link, not a copy, and not tracked by git (a
+    run is committed once, under its own name, when the write-up quotes it)."""
+    latest = RESULTS / "latest"
+    if latest.is_symlink() or latest.is_file():
+        latest.unlink()
+    elif latest.exists():
+        shutil.rmtree(latest)
+    latest.symlink_to(folder.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller N, shorter windows (< 5 min)")
@@ -209,13 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write(results, folder)
     print((folder / "results.md").read_text())
     if args.out is None:  # a run into a folder of one's choosing is not "the latest"
-        # A link, not a copy: a committed run is committed once (`latest` is not tracked).
-        latest = RESULTS / "latest"
-        if latest.is_symlink() or latest.is_file():
-            latest.unlink()
-        elif latest.exists():
-            shutil.rmtree(latest)
-        latest.symlink_to(folder.name)
+        _link_latest(folder)
         print(f"bench: results in {folder} (bench/results/latest links to it)", flush=True)
     else:
         print(f"bench: results in {folder}", flush=True)

@@ -6,7 +6,7 @@ any consumer of a model. It sends ``GET PATH`` to ``HOST:PORT`` 20 times a secon
 request a fresh DNS lookup and a fresh connection (no client-side caching hides a moved or
 missing address), and prints one line per request, which ``tally`` counts::
 
-    with LoadClient(env, images.client, "iris.test", 8080, "/health") as load:
+    with LoadClient.on(env, images.client, "iris.test", 8080, "/health") as load:
         load.wait_serving()          # at least one answer before the change starts
         ...change the model...
         result = load.stop()         # Tally(ok=..., failed=..., failures=[...])
@@ -22,10 +22,11 @@ import contextlib
 from dataclasses import dataclass, field
 from types import TracebackType
 
+import docker
 import docker.errors
 from docker.models.containers import Container
 
-from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.docker_env import SESSION_LABEL, DockerEnv, wait_until
 
 REQUESTS_PER_SECOND = 20
 # Requests still in flight when the client is told to stop finish within this (5 s each).
@@ -61,20 +62,42 @@ class LoadClient:
 
     def __init__(
         self,
-        env: DockerEnv,
+        client: docker.DockerClient,
         image: str,
         host: str,
         port: int,
         path: str = "/",
         *,
+        network: str,
+        name: str,
+        labels: dict[str, str],
         rate: float = REQUESTS_PER_SECOND,
     ) -> None:
-        self._env = env
         self.target = f"http://{host}:{port}{path}"
-        self._container: Container = env.run_helper(
-            image, command=[host, str(port), path, f"{1 / rate:.3f}"]
+        self._container: Container = client.containers.run(
+            image,
+            command=[host, str(port), path, f"{1 / rate:.3f}"],
+            name=name,
+            network=network,
+            labels=labels,
+            detach=True,
         )
         self._stopped: Tally | None = None
+
+    @classmethod
+    def on(cls, env: DockerEnv, image: str, host: str, port: int, path: str = "/") -> LoadClient:
+        """A client on a test session's network, labelled for its cleanup."""
+        env.ensure_network()
+        return cls(
+            env.client,
+            image,
+            host,
+            port,
+            path,
+            network=env.network,
+            name=env.helper_name("load"),
+            labels={SESSION_LABEL: env.token},
+        )
 
     def __enter__(self) -> LoadClient:
         return self
