@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from mlplatform import errors
-from mlplatform.runners.base import Action, State
+from mlplatform.runners.base import Action, DebugPorts, State
 from mlplatform.runners.docker_runner import DockerRunner
 from tests.support.docker_env import DockerEnv, http_get, wait_until
 from tests.support.images import TestImages
@@ -59,8 +59,8 @@ def test_debug_ports_answer_on_localhost_only_for_the_claimer_and_others_name_th
 
     held = debug_runner.apply(claimer)
     assert held.debug_endpoints == [f"http://127.0.0.1:{first}", f"http://127.0.0.1:{first + 1}"]
-    assert held.host_ports == {"8080": first, "8081": first + 1}
-    assert held.debug_holder == claimer.spec.id
+    assert held.details["hostPorts"] == {"8080": first, "8081": first + 1}
+    assert held.debug == DebugPorts(bound=True, holder=None)
     for endpoint in held.debug_endpoints:
         assert wait_until(functools.partial(http_get, f"{endpoint}/health")) == "ok\n"
     gateway = _gateway(docker_env)
@@ -68,10 +68,11 @@ def test_debug_ports_answer_on_localhost_only_for_the_claimer_and_others_name_th
 
     refused = debug_runner.apply(other)
     assert refused.debug_endpoints == []
-    assert refused.host_ports == {}
-    assert refused.debug_holder == claimer.spec.id
+    assert refused.details["hostPorts"] == {}
+    assert refused.debug is not None and not refused.debug.bound
+    assert refused.debug.holder == claimer.spec.id
     assert f"debug ports are held by {claimer.spec.id}" in refused.message
-    inspected = docker_env.client.containers.get(str(refused.container_id)).attrs
+    inspected = docker_env.client.containers.get(str(refused.workload_id)).attrs
     assert not inspected["HostConfig"]["PortBindings"]
 
     assert debug_runner.apply(claimer).action is Action.NONE  # the holder keeps its claim
@@ -83,12 +84,13 @@ def test_the_debug_claim_passes_on_when_the_holder_is_removed(
     claimer = docker_env.workload("dbg-c", test_images.http, debug=True)
     waiting = docker_env.workload("dbg-d", test_images.http, debug=True)
     debug_runner.apply(claimer)
-    assert debug_runner.apply(waiting).debug_holder == claimer.spec.id
+    held = debug_runner.apply(waiting).debug
+    assert held is not None and (held.bound, held.holder) == (False, claimer.spec.id)
 
     debug_runner.delete(claimer)
     taken = debug_runner.apply(waiting)
     assert taken.action is Action.REPLACED
-    assert taken.debug_holder == waiting.spec.id
+    assert taken.debug == DebugPorts(bound=True, holder=None)
     assert taken.debug_endpoints == [f"http://127.0.0.1:{first}"]
     assert wait_until(lambda: http_get(f"http://127.0.0.1:{first}/health")) == "ok\n"
 
@@ -97,7 +99,7 @@ def test_a_model_without_debug_publishes_nothing(
     docker_env: DockerEnv, debug_runner: DockerRunner, test_images: TestImages
 ) -> None:
     status = debug_runner.apply(docker_env.workload("dbg-e", test_images.http))
-    assert (status.debug_endpoints, status.host_ports, status.debug_holder) == ([], {}, None)
+    assert (status.debug_endpoints, status.details["hostPorts"], status.debug) == ([], {}, None)
 
 
 def test_a_debug_port_taken_on_the_host_is_reported_and_leaves_no_container(

@@ -70,7 +70,7 @@ def test_the_runner_connects_again_when_the_engine_comes_back(
         with pytest.raises(errors.RunnerUnavailable):
             runner.observe(workload)
         socket.symlink_to(ENGINE_SOCKET)  # the engine "comes back" at that address
-        assert runner.apply(workload).container_id is not None
+        assert runner.apply(workload).workload_id is not None
     finally:
         runner.close()
         socket.unlink(missing_ok=True)

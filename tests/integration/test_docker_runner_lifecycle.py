@@ -26,11 +26,11 @@ def test_reapplying_an_unchanged_model_keeps_the_container_and_writes_nothing(
     again = [docker_runner.apply(workload) for _ in range(3)]
 
     until = f"{time.time():.9f}"
-    assert {s.container_id for s in again} == {first.container_id}
+    assert {s.workload_id for s in again} == {first.workload_id}
     assert {s.action for s in again} == {Action.NONE}
     assert _engine_containers(docker_env) == before
     events = docker_env.client.api.events(  # type: ignore[call-overload]
-        since=since, until=until, decode=True, filters={"container": str(first.container_id)}
+        since=since, until=until, decode=True, filters={"container": str(first.workload_id)}
     )
     assert [e["Action"] for e in events] == []  # no create, start, stop, destroy, rename...
 
@@ -48,7 +48,7 @@ def test_a_changed_spec_replaces_the_container(
     changed = docker_env.workload("chg", test_images.http, env=[{"name": "A", "value": "1"}])
     second = docker_runner.apply(changed)
     assert second.action is Action.REPLACED
-    assert second.container_id != first.container_id
+    assert second.workload_id != first.workload_id
     names = [c.name for c in docker_env.session_containers()]
     assert names.count(container_name(changed.spec.id)) == 1
     assert "spec changed" in second.message
@@ -115,16 +115,18 @@ def test_the_exit_code_is_observed_and_the_next_apply_replaces_the_stopped_conta
     )
     started = docker_runner.apply(workload)
     ended = wait_until(lambda: _ended(docker_runner, workload))
-    assert (ended.state, ended.exit_code, ended.oom_killed) == (State.EXITED, 3, False)
-    assert ended.container_id == started.container_id
-    assert ended.finished_at is not None
+    assert ended.state is State.EXITED and ended.termination is not None
+    assert (ended.termination.exit_code, ended.termination.oom_killed) == (3, False)
+    assert ended.termination.reason == "Error"
+    assert ended.workload_id == started.workload_id
+    assert ended.termination.finished_at is not None
     assert "exited with code 3" in ended.message
 
     again = docker_runner.apply(workload)
     assert again.action is Action.REPLACED
     assert "exited with code 3" in again.message
     ids = {c.id for c in docker_env.session_containers()}
-    assert started.container_id not in ids
+    assert started.workload_id not in ids
 
 
 def test_an_oom_kill_is_observed(
@@ -134,8 +136,8 @@ def test_an_oom_kill_is_observed(
     docker_runner.apply(workload)
     ended = wait_until(lambda: _ended(docker_runner, workload))
     assert ended.state is State.EXITED
-    assert ended.oom_killed
-    assert ended.exit_code == 137
+    assert ended.termination is not None and ended.termination.oom_killed
+    assert (ended.termination.exit_code, ended.termination.reason) == (137, "OOMKilled")
     assert "OOM-killed" in ended.message
 
 
@@ -145,9 +147,10 @@ def test_a_command_that_cannot_start_is_reported_as_exited_with_its_code(
     workload = docker_env.workload("badcmd", test_images.http, command=["/no/such/server"])
     status = docker_runner.apply(workload)
     assert status.state is State.EXITED
-    assert status.exit_code == 127
+    assert status.termination is not None and status.termination.exit_code == 127
     assert "/no/such/server" in status.message
-    assert docker_runner.observe(workload).exit_code == 127
+    observed = docker_runner.observe(workload).termination
+    assert observed is not None and observed.exit_code == 127
 
 
 def test_deleting_a_missing_model_is_fine(
@@ -185,7 +188,9 @@ def test_owned_containers_are_listed_and_removed_by_labels_of_this_controller_on
         },
     )
     (owned,) = docker_runner.list_owned()
-    assert (owned.model_id, owned.container_id) == (workload.spec.id, status.container_id)
+    assert (owned.model_id, owned.workload_id) == (workload.spec.id, status.workload_id)
+    assert (owned.workload_name, owned.revision) == (status.workload_name, status.revision)
+    assert owned.revision and owned.state is State.RUNNING
     assert owned.owner == workload.owner
 
     docker_runner.remove_owned(owned)
@@ -195,4 +200,4 @@ def test_owned_containers_are_listed_and_removed_by_labels_of_this_controller_on
 
 def _ended(runner: DockerRunner, workload: Workload) -> RunnerStatus | None:
     status = runner.observe(workload)
-    return status if status.exit_code is not None else None
+    return status if status.termination is not None else None

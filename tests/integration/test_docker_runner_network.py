@@ -92,5 +92,5 @@ def test_concurrent_first_applies_create_one_network(
     workloads = [docker_env.workload(f"par{i}", test_images.http) for i in range(4)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         statuses = list(pool.map(docker_runner.apply, workloads))
-    assert all(s.container_id for s in statuses)
+    assert all(s.workload_id for s in statuses)
     assert len(docker_env.client.networks.list(names=[docker_env.network])) == 1

@@ -16,7 +16,7 @@ def test_security_defaults_are_in_the_inspected_container(
 ) -> None:
     volumes = ["/storage", "/data", "/models"]
     status = docker_runner.apply(docker_env.workload("sec", test_images.http, volumes=volumes))
-    host = docker_env.client.containers.get(str(status.container_id)).attrs["HostConfig"]
+    host = docker_env.client.containers.get(str(status.workload_id)).attrs["HostConfig"]
 
     assert host["Privileged"] is False
     assert host["NetworkMode"] == docker_env.network
@@ -48,7 +48,7 @@ def test_env_command_args_resources_and_labels_are_applied(
         resources={"cpu": "500m", "memory": "64Mi"},
     )
     status = docker_runner.apply(workload)
-    attrs = docker_env.client.containers.get(str(status.container_id)).attrs
+    attrs = docker_env.client.containers.get(str(status.workload_id)).attrs
 
     assert "MODEL_NAME=iris" in attrs["Config"]["Env"]
     assert attrs["Config"]["Entrypoint"] == ["/bin/sh", "/entrypoint.sh"]
@@ -73,7 +73,7 @@ def test_the_spec_hash_changes_with_the_container_and_not_with_suspend(
 ) -> None:
     def spec_hash(**fields: Any) -> str:
         status = docker_runner.apply(docker_env.workload("hash", test_images.http, **fields))
-        labels = docker_env.client.containers.get(str(status.container_id)).labels
+        labels = docker_env.client.containers.get(str(status.workload_id)).labels
         return str(labels["mlplatform.dev/spec-hash"])
 
     plain = spec_hash()

@@ -23,8 +23,8 @@ def test_files_written_in_volumes_land_in_the_storage_folder_and_survive_replace
     volumes = ["/storage", "/var/log/model"]
     workload = docker_env.workload("store", test_images.http, volumes=volumes)
     first = docker_runner.apply(workload)
-    assert _exec(docker_env, first.container_id, "echo kept > /storage/a.txt")[0] == 0
-    assert _exec(docker_env, first.container_id, "echo line > /var/log/model/b.log")[0] == 0
+    assert _exec(docker_env, first.workload_id, "echo kept > /storage/a.txt")[0] == 0
+    assert _exec(docker_env, first.workload_id, "echo line > /var/log/model/b.log")[0] == 0
 
     folder = docker_env.storage_dir / "services-ml" / f"mlpt-store-{docker_env.token}" / "1"
     assert (folder / "storage" / "a.txt").read_text() == "kept\n"
@@ -35,8 +35,8 @@ def test_files_written_in_volumes_land_in_the_storage_folder_and_survive_replace
     )
     second = docker_runner.apply(changed)
     assert second.action is Action.REPLACED
-    assert second.container_id != first.container_id
-    assert _exec(docker_env, second.container_id, "cat /storage/a.txt") == (0, "kept\n")
+    assert second.workload_id != first.workload_id
+    assert _exec(docker_env, second.workload_id, "cat /storage/a.txt") == (0, "kept\n")
 
     assert docker_runner.delete(changed).state is State.REMOVED
     assert (folder / "storage" / "a.txt").read_text() == "kept\n"
@@ -51,12 +51,12 @@ def test_data_and_models_are_mounted_read_only_from_their_folders(
     workload = docker_env.workload("ro", test_images.http, volumes=["/data", "/models"])
     status = docker_runner.apply(workload)
 
-    assert _exec(docker_env, status.container_id, "cat /data/train.csv") == (0, "x,y\n")
-    assert _exec(docker_env, status.container_id, "cat /models/model.bin") == (0, "weights\n")
-    code, output = _exec(docker_env, status.container_id, "echo no > /data/new.txt")
+    assert _exec(docker_env, status.workload_id, "cat /data/train.csv") == (0, "x,y\n")
+    assert _exec(docker_env, status.workload_id, "cat /models/model.bin") == (0, "weights\n")
+    code, output = _exec(docker_env, status.workload_id, "echo no > /data/new.txt")
     assert code != 0, output
     assert "Read-only file system" in output
-    code, output = _exec(docker_env, status.container_id, "touch /models/model.bin")
+    code, output = _exec(docker_env, status.workload_id, "touch /models/model.bin")
     assert code != 0, output
     assert not (docker_env.data_dir / "new.txt").exists()
 
@@ -72,6 +72,6 @@ def test_missing_data_and_models_folders_are_created(
         assert data.is_dir()
         assert models.is_dir()
         wait_until(lambda: runner.observe(workload).state is State.RUNNING)
-        assert status.container_id is not None
+        assert status.workload_id is not None
     finally:
         runner.close()

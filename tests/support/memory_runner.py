@@ -1,7 +1,8 @@
 """An in-memory ``Runner`` for unit tests of the reconcile logic (never of Docker behaviour).
 
 It keeps containers in a dict and lets a test kill them, make the engine unavailable, make
-the next apply fail, or make the probe fail, and counts the writes the core asks for.
+the next apply fail, or make the probe fail, and counts the writes the core asks for. It can
+also answer as a runner that judges readiness, counts restarts and names problems itself.
 """
 
 from __future__ import annotations
@@ -9,16 +10,20 @@ from __future__ import annotations
 import datetime
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlplatform import errors
+from mlplatform.models.spec import container_name
 from mlplatform.runners.base import (
     Action,
     EventStream,
     OwnedWorkload,
     Owner,
     ProbeResult,
+    Problem,
     RunnerStatus,
     State,
+    Termination,
     Workload,
 )
 
@@ -53,6 +58,12 @@ class MemoryRunner:
         self.exit_on_start: int | None = None
         self.writes = 0
         self.lists = 0
+        # As a runner that judges readiness, counts restarts, knows problems (pods) would:
+        self.ready: bool | None = None
+        self.restart_count: int | None = None
+        self.problem: Problem | None = None
+        self.details: dict[str, Any] = {}
+        self.probes = 0
 
     # --- test controls ---
     def kill(self, name: str, exit_code: int = 1, *, oom: bool = False) -> None:
@@ -67,22 +78,31 @@ class MemoryRunner:
         self, c: _Container | None, name: str, action: Action = Action.NONE
     ) -> RunnerStatus:
         if c is None:
-            return RunnerStatus(state=State.MISSING, action=action, container_name=name)
+            return RunnerStatus(state=State.MISSING, action=action, workload_name=name)
+        ended = (
+            Termination(exit_code=c.exit_code, oom_killed=c.oom)
+            if c.state == State.EXITED
+            else None
+        )
         return RunnerStatus(
             state=c.state,
             action=action,
-            container_id=c.id,
-            container_name=c.name,
+            workload_id=c.id,
+            workload_name=c.name,
+            revision=c.spec_hash,
             endpoints=[f"http://{c.name}:8080"] if c.state == State.RUNNING else [],
-            exit_code=c.exit_code,
-            oom_killed=c.oom,
             started_at=c.started_at,
+            termination=ended,
+            ready=self.ready,
+            restart_count=self.restart_count,
+            problem=self.problem,
+            details=dict(self.details),
         )
 
     # --- Runner ---
     def apply(self, workload: Workload) -> RunnerStatus:
         self._check()
-        name = workload.spec.container_name
+        name = container_name(workload.spec.id)
         if self.fail_apply is not None:
             raise self.fail_apply
         spec_hash = workload.spec.model_dump_json()
@@ -101,22 +121,23 @@ class MemoryRunner:
 
     def observe(self, workload: Workload) -> RunnerStatus:
         self._check()
-        name = workload.spec.container_name
+        name = container_name(workload.spec.id)
         return self._status(self.containers.get(name), name)
 
     def delete(self, workload: Workload) -> RunnerStatus:
         self._check()
-        name = workload.spec.container_name
+        name = container_name(workload.spec.id)
         removed = self.containers.pop(name, None)
         if removed:
             self.writes += 1
         return RunnerStatus(
             state=State.REMOVED,
             action=Action.REMOVED if removed else Action.NONE,
-            container_name=name,
+            workload_name=name,
         )
 
     def probe(self, workload: Workload, status: RunnerStatus) -> ProbeResult:
+        self.probes += 1
         return ProbeResult(self.probe_ok, "200 OK" if self.probe_ok else "connection refused")
 
     def list_owned(self) -> list[OwnedWorkload]:
@@ -129,7 +150,7 @@ class MemoryRunner:
 
     def remove_owned(self, owned: OwnedWorkload) -> None:
         self._check()
-        self.containers.pop(owned.container_name, None)
+        self.containers.pop(owned.workload_name, None)
 
     def events(self) -> EventStream:
         raise NotImplementedError("the in-memory runner has no event stream")

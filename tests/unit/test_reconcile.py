@@ -266,7 +266,7 @@ def test_garbage_collection_removes_only_orphans(
     )
     step(reconciler, other, None)
     removed = reconciler.collect_garbage(runner, lambda: {"alive"})
-    assert [o.container_name for o in removed] == ["gone-1"]
+    assert [o.workload_name for o in removed] == ["gone-1"]
     assert list(runner.containers) == ["iris-1.0"]
 
 
@@ -284,7 +284,7 @@ def test_garbage_collection_never_removes_a_workload_created_after_the_listing(
         return {"new"}
 
     removed = reconciler.collect_garbage(runner, owners_listed_later)
-    assert [o.container_name for o in removed] == ["gone-1"]
+    assert [o.workload_name for o in removed] == ["gone-1"]
     assert list(runner.containers) == ["iris-1.0"]
 
 

@@ -34,15 +34,18 @@ from mlplatform.runners.base import (
     Action,
     OwnedWorkload,
     Owner,
+    Problem,
     Runner,
     RunnerStatus,
     State,
     Workload,
 )
 
-# How soon to look again when the runner is unreachable, and while a container is starting.
+# How soon to look again when the runner is unreachable, while a workload is starting, and
+# while the runner reports a problem it works on by itself (unschedulable, pull failing).
 UNAVAILABLE_RETRY = 5.0
 STARTING_RETRY = 1.0
+PROBLEM_RETRY = 5.0
 # A container counts as running (and may be Ready) once it has stayed up this long, as
 # Kubernetes' minReadySeconds: one that dies a moment after start is a crash, not a model.
 MIN_READY = 1.0
@@ -194,13 +197,10 @@ class Reconciler:
         removed = runner.delete(workload)
         if removed.action == Action.REMOVED:
             step.events.append(
-                Event(
-                    "Normal", "Removed", f"Removed container {removed.container_name} (suspended)"
-                )
+                Event("Normal", "Removed", f"Removed workload {removed.workload_name} (suspended)")
             )
-        step.status.runner = RunnerDetails(
-            type=runner.type, container_name=workload.spec.container_name
-        )
+        # Nothing runs: the runner type and its own words on the removed workload only.
+        step.status.runner = RunnerDetails.model_validate({**removed.details, "type": runner.type})
         step.status.consecutive_failures = 0
         step.not_ready(
             Phase.STOPPED, Reason.SUSPENDED, "suspended: container removed, storage kept"
@@ -209,18 +209,20 @@ class Reconciler:
         return Outcome(step.status, None, tuple(step.events))
 
     def _run(self, step: _Step, runner: Runner, workload: Workload, now: float) -> Outcome:
-        previous_id = step.status.runner.container_id if step.status.runner else None
+        previous_id = step.status.runner.workload_id if step.status.runner else None
         observed = runner.observe(workload)
+        self._take_restart_count(step, observed)
         if observed.state == State.EXITED:
             self._record_exit(step, observed, now)
         elif observed.state == State.MISSING and previous_id and step.status.phase in _UP:
-            step.status.restart_count += 1
-            self.metrics.restarts.inc()
+            if observed.restart_count is None:
+                step.status.restart_count += 1
+                self.metrics.restarts.inc()
             step.events.append(
                 Event(
                     "Warning",
                     "Recreating",
-                    f"Container {observed.container_name} disappeared; recreating",
+                    f"Workload {observed.workload_name} disappeared; recreating",
                 )
             )
         wait = self._backoff_remaining(step.status, now)
@@ -228,13 +230,14 @@ class Reconciler:
             return self._backing_off(step, workload, observed, wait)
 
         applied = runner.apply(workload)
+        self._take_restart_count(step, applied)
         if applied.action in (Action.CREATED, Action.REPLACED):
             verb = "Created" if applied.action == Action.CREATED else "Replaced"
             step.events.append(
                 Event(
                     "Normal",
                     verb,
-                    f"{verb} container {applied.container_name} ({applied.container_id})",
+                    f"{verb} workload {applied.workload_name} ({applied.workload_id})",
                 )
             )
         if applied.image_pulled:
@@ -248,7 +251,9 @@ class Reconciler:
             workload.spec.container.image,
         )
         step.status.runner = _details(runner.type, applied)
-        self._debug_condition(step, workload, applied)
+        self._debug_condition(step, runner, workload, applied)
+        if applied.problem is not None:
+            return self._problem(step, applied.problem)
         if applied.state == State.EXITED:
             self._record_exit(step, applied, now)
             wait = self.backoff.delay(step.status.consecutive_failures)
@@ -269,10 +274,12 @@ class Reconciler:
         if status.consecutive_failures and now - started >= self.backoff.stable_after:
             status.consecutive_failures = 0
         step.condition(
-            ConditionType.CONTAINER_RUNNING, True, Reason.RUNNING, applied.container_name or ""
+            ConditionType.CONTAINER_RUNNING, True, Reason.RUNNING, applied.workload_name or ""
         )
         status.endpoints = list(applied.endpoints)
         status.debug_endpoints = list(applied.debug_endpoints)
+        if applied.ready is not None:
+            return self._runner_ready(step, applied, now - started)
         up = now - started
         if up < self.min_ready:
             status.phase = Phase.STARTING
@@ -313,31 +320,77 @@ class Reconciler:
                 step.events.append(Event("Warning", "Unhealthy", status.message))
         return Outcome(status, requeue, tuple(step.events))
 
+    def _runner_ready(self, step: _Step, applied: RunnerStatus, up: float) -> Outcome:
+        """The runner judges readiness itself (a rollout): its verdict replaces the probe."""
+        status = step.status
+        if applied.ready:
+            status.phase = Phase.RUNNING
+            status.message = ""
+            step.condition(
+                ConditionType.READY, True, Reason.RUNNING, applied.message or "workload is ready"
+            )
+            # Running again after a failure: look again once it has been steady long enough.
+            requeue = (
+                max(STARTING_RETRY, self.backoff.stable_after - up)
+                if status.consecutive_failures
+                else None
+            )
+            return Outcome(status, requeue, tuple(step.events))
+        status.phase = Phase.STARTING
+        status.message = applied.message or "waiting for the workload to become ready"
+        step.condition(ConditionType.READY, False, Reason.CONTAINER_STARTING, status.message)
+        return Outcome(status, STARTING_RETRY, tuple(step.events))
+
+    def _problem(self, step: _Step, problem: Problem) -> Outcome:
+        """The runner says why the workload does not serve, and keeps working on it itself.
+
+        Failed with the runner's reason; nothing is counted towards the back-off (the runner
+        retries on its own schedule) and the warning is posted once per new reason.
+        """
+        status = step.status
+        was = status.condition(ConditionType.READY)
+        if problem.reason in (Reason.IMAGE_NOT_FOUND, Reason.IMAGE_PULL_FAILED):
+            step.condition(ConditionType.IMAGE_READY, False, problem.reason, problem.message)
+        step.condition(ConditionType.CONTAINER_RUNNING, False, problem.reason, problem.message)
+        step.not_ready(Phase.FAILED, problem.reason, problem.message)
+        if was is None or was.reason != problem.reason:
+            step.events.append(Event("Warning", problem.reason.value, problem.message))
+        return Outcome(status, PROBLEM_RETRY, tuple(step.events))
+
+    def _take_restart_count(self, step: _Step, observed: RunnerStatus) -> None:
+        """A runner that counts restarts itself (pods) has the last word on the count."""
+        if observed.restart_count is None:
+            return
+        grown = observed.restart_count - step.status.restart_count
+        if grown > 0:
+            self.metrics.restarts.inc(grown)
+        step.status.restart_count = observed.restart_count
+
     def _record_exit(self, step: _Step, observed: RunnerStatus, now: float) -> None:
-        """Count a container's death once (by container id) and remember how it died."""
+        """Count a workload's death once (by workload id) and remember how it died."""
         status = step.status
         last = status.last_failure
-        if (
-            last is not None
-            and last.container_id == observed.container_id
-            and observed.container_id
-        ):
+        if last is not None and last.workload_id == observed.workload_id and observed.workload_id:
             return
-        status.restart_count += 1
+        if observed.restart_count is None:
+            status.restart_count += 1
+            self.metrics.restarts.inc()
         status.consecutive_failures += 1
-        self.metrics.restarts.inc()
-        reason = Reason.OOM_KILLED if observed.oom_killed else Reason.CONTAINER_EXITED
-        how = "was OOM-killed" if observed.oom_killed else f"exited with code {observed.exit_code}"
-        message = f"container {observed.container_name} {how}"
+        ended = observed.termination
+        oom = ended is not None and ended.oom_killed
+        code = ended.exit_code if ended is not None else None
+        reason = Reason.OOM_KILLED if oom else Reason.CONTAINER_EXITED
+        how = "was OOM-killed" if oom else f"exited with code {code}"
+        message = f"container {observed.workload_name} {how}"
         if observed.message:
             message += f": {observed.message}"
         status.last_failure = Failure(
             reason=reason,
             message=message,
-            time=observed.finished_at or _timestamp(now),
-            exit_code=observed.exit_code,
-            oom_killed=observed.oom_killed,
-            container_id=observed.container_id,
+            time=(ended.finished_at if ended is not None else None) or _timestamp(now),
+            exit_code=code,
+            oom_killed=oom,
+            workload_id=observed.workload_id,
         )
         step.events.append(Event("Warning", reason.value, message))
 
@@ -364,10 +417,11 @@ class Reconciler:
             status.runner = _details(
                 status.runner.type if status.runner else workload.spec.runner, observed
             )
+            oom = observed.termination is not None and observed.termination.oom_killed
             step.condition(
                 ConditionType.CONTAINER_RUNNING,
                 False,
-                Reason.OOM_KILLED if observed.oom_killed else Reason.CONTAINER_EXITED,
+                Reason.OOM_KILLED if oom else Reason.CONTAINER_EXITED,
                 why,
             )
         step.not_ready(Phase.FAILED, reason, message)
@@ -375,32 +429,41 @@ class Reconciler:
             step.events.append(Event("Warning", "BackOff", message))
         return Outcome(status, max(wait, 0.05), tuple(step.events))
 
-    def _debug_condition(self, step: _Step, workload: Workload, applied: RunnerStatus) -> None:
+    def _debug_condition(
+        self, step: _Step, runner: Runner, workload: Workload, applied: RunnerStatus
+    ) -> None:
+        debug = applied.debug
         if not workload.spec.debug:
             step.status.conditions = [
                 c for c in step.status.conditions if c.type != ConditionType.DEBUG_PORTS
             ]
-            return
-        if applied.debug_endpoints:
+        elif debug is None:
+            step.condition(
+                ConditionType.DEBUG_PORTS,
+                False,
+                Reason.DEBUG_NOT_CONFIGURED,
+                f"the {runner.type} runner publishes no debug ports",
+            )
+        elif debug.bound:
             step.condition(
                 ConditionType.DEBUG_PORTS,
                 True,
                 Reason.DEBUG_PORTS_BOUND,
                 ", ".join(applied.debug_endpoints),
             )
-        elif applied.debug_holder:
+        elif debug.holder:
             step.condition(
                 ConditionType.DEBUG_PORTS,
                 False,
                 Reason.DEBUG_PORTS_HELD,
-                f"debug ports are held by {applied.debug_holder}",
+                f"debug ports are held by {debug.holder}",
             )
         else:
             step.condition(
                 ConditionType.DEBUG_PORTS,
                 False,
                 Reason.DEBUG_NOT_CONFIGURED,
-                applied.message or "RUNNERS_DOCKER_HOST_PORT_DEBUG is not set",
+                debug.message or "the debug ports are not published",
             )
 
     def _failed(
@@ -426,7 +489,7 @@ class Reconciler:
         repeated = (
             status.last_failure is not None
             and status.last_failure.reason == reason
-            and not (status.last_failure.container_id)
+            and not (status.last_failure.workload_id)
         )
         status.consecutive_failures += 1
         status.last_failure = Failure(reason=reason, message=error.message, time=step.at)
@@ -445,7 +508,7 @@ class Reconciler:
         removed = self._runner_for(workload.spec.runner).delete(workload)
         self.metrics.set_phase(workload.owner.key, None)
         if removed.action == Action.REMOVED:
-            return Event("Normal", "Removed", f"Removed container {removed.container_name}")
+            return Event("Normal", "Removed", f"Removed workload {removed.workload_name}")
         return None
 
     def resync(
@@ -500,7 +563,7 @@ def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
         and found is not None
         and found.state == State.RUNNING
         and status.runner is not None
-        and found.container_id == status.runner.container_id
+        and found.workload_id == status.runner.workload_id
     )
 
 
@@ -509,7 +572,7 @@ _UP = (Phase.RUNNING, Phase.STARTING)
 
 _REASONS: dict[type[errors.RunnerError], Reason] = {
     errors.RunnerDisabled: Reason.RUNNER_DISABLED,
-    errors.RunnerNotImplemented: Reason.RUNNER_NOT_AVAILABLE,
+    errors.RunnerNotImplemented: Reason.RUNNER_NOT_IMPLEMENTED,
     errors.ImageNotFound: Reason.IMAGE_NOT_FOUND,
     errors.ImagePullFailed: Reason.IMAGE_PULL_FAILED,
     errors.ContainerConflict: Reason.CONFLICT,
@@ -519,14 +582,17 @@ _REASONS: dict[type[errors.RunnerError], Reason] = {
 
 
 def _details(runner_type: str, observed: RunnerStatus) -> RunnerDetails:
-    return RunnerDetails(
-        type=runner_type,
-        container_id=observed.container_id,
-        container_name=observed.container_name,
-        image_id=observed.image_id,
-        host_ports=dict(observed.host_ports),
-        started_at=observed.started_at,
-        exit_code=observed.exit_code,
-        oom_killed=observed.oom_killed if observed.state == State.EXITED else None,
-        finished_at=observed.finished_at,
+    """``status.runner``: the named facts every runner reports, then the runner's own keys."""
+    ended = observed.termination if observed.state == State.EXITED else None
+    return RunnerDetails.model_validate(
+        {
+            **observed.details,
+            "type": runner_type,
+            "workloadId": observed.workload_id,
+            "revision": observed.revision,
+            "startedAt": observed.started_at,
+            "exitCode": ended.exit_code if ended else None,
+            "oomKilled": ended.oom_killed if ended else None,
+            "finishedAt": ended.finished_at if ended else None,
+        }
     )

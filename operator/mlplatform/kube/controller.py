@@ -45,6 +45,7 @@ from mlplatform.core.reconcile import Event, Outcome, Reconciler, Resync
 from mlplatform.kube import status as status_patching
 from mlplatform.kube.api import KubeApi, ObjectGone
 from mlplatform.models.resource import validate_object
+from mlplatform.models.spec import container_name
 from mlplatform.models.status import MLModelStatus
 from mlplatform.runners.base import Owner, Runner, RunnerEvent, Workload
 
@@ -252,7 +253,7 @@ class Controller:
             break
         self.reconciler.metrics.set_phase(owner.key, None)
         message = (
-            f"Released without removing container {model.spec.container_name}: {problem}; "
+            f"Released without removing container {container_name(model.spec.id)}: {problem}; "
             "it will be garbage-collected once the runner answers"
         )
         logger.warning("%s", message)
@@ -283,7 +284,7 @@ class Controller:
             for owned in result.removed:
                 log.info(
                     "Removed orphaned container %s (owner %s is gone)",
-                    owned.container_name,
+                    owned.workload_name,
                     owned.owner.key,
                 )
 

@@ -25,7 +25,9 @@ the admission webhook refuses them whatever the client asked for.
 
 ``status`` is a subresource; its schema is generated from ``MLModelStatus`` and keeps
 ``x-kubernetes-preserve-unknown-fields: true`` at its root, so kopf can store its own
-progress fields there. Status fields carry no defaults: the operator writes all of them.
+progress fields there, and ``status.runner`` keeps the runner-specific keys each runner adds
+next to its named fields (an open model, ``extra="allow"``). Status fields carry no
+defaults: the operator writes all of them.
 """
 
 from __future__ import annotations
@@ -164,6 +166,10 @@ def _structural(
                 continue
             if key == "additionalProperties" and value is False:
                 continue  # pruning + strict field validation refuse unknown fields instead
+            if key == "additionalProperties" and value is True:
+                # Open objects (``extra="allow"``, as ``status.runner``'s runner-specific keys).
+                out["x-kubernetes-preserve-unknown-fields"] = True
+                continue
             if key == "properties":
                 out[key] = {name: convert(sub, (*where, name)) for name, sub in value.items()}
             elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):

@@ -330,7 +330,7 @@ class LocalController:
         for owned in removed:
             log.info(
                 "Removed container %s: model %s (%s) is no longer in the manifests",
-                owned.container_name,
+                owned.workload_name,
                 owned.owner.key,
                 owned.model_id,
             )

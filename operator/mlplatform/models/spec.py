@@ -465,10 +465,6 @@ class MLModelSpec(_Strict):
     debug: bool = False
     container: ContainerSpec
 
-    @property
-    def container_name(self) -> str:
-        return container_name(self.id)
-
     def to_wire(self) -> dict[str, Any]:
         """The spec as the API stores it, every default filled in (camelCase)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

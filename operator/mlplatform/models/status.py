@@ -11,7 +11,7 @@ import datetime
 import enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class Phase(enum.StrEnum):
@@ -52,9 +52,13 @@ class Reason(enum.StrEnum):
     PORT_IN_USE = "PortInUse"
     RUNNER_UNAVAILABLE = "RunnerUnavailable"
     RUNNER_DISABLED = "RunnerDisabled"
-    RUNNER_NOT_AVAILABLE = "RunnerNotImplemented"
+    RUNNER_NOT_IMPLEMENTED = "RunnerNotImplemented"
     INVALID_SPEC = "InvalidSpec"
     START_FAILED = "StartFailed"
+    # A workload the cluster cannot place (no node fits its requests) ...
+    UNSCHEDULABLE = "Unschedulable"
+    # ... or whose rollout did not complete within its deadline.
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     # ImageReady
     IMAGE_PRESENT = "ImagePresent"
     IMAGE_PULLED = "ImagePulled"
@@ -83,28 +87,44 @@ class Condition(_Wire):
 
 
 class RunnerDetails(_Wire):
-    """What the runner reports about the workload (Docker: container id, name, image, ports)."""
+    """What the runner reports about the workload: its type, the workload and how it last ran.
+
+    The named fields mean the same for every runner. Anything else is the runner's own
+    (camelCase keys next to ``type``): the Docker runner adds ``containerId``,
+    ``containerName``, ``imageId`` and ``hostPorts``.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     type: str
-    container_id: str | None = Field(default=None, alias="containerId")
-    container_name: str | None = Field(default=None, alias="containerName")
-    image_id: str | None = Field(default=None, alias="imageId")
-    host_ports: dict[str, int] = Field(default_factory=dict, alias="hostPorts")
+    workload_id: str | None = Field(default=None, alias="workloadId")
+    revision: str | None = None
     started_at: str | None = Field(default=None, alias="startedAt")
     exit_code: int | None = Field(default=None, alias="exitCode")
     oom_killed: bool | None = Field(default=None, alias="oomKilled")
     finished_at: str | None = Field(default=None, alias="finishedAt")
 
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The runner-specific keys, as written."""
+        return dict(self.__pydantic_extra__ or {})
+
 
 class Failure(_Wire):
-    """The last failure of a model: why, when, and the container's exit code / OOM kill."""
+    """The last failure of a model: why, when, and the workload's exit code / OOM kill."""
 
     reason: Reason
     message: str = ""
     time: str
     exit_code: int | None = Field(default=None, alias="exitCode")
     oom_killed: bool | None = Field(default=None, alias="oomKilled")
-    container_id: str | None = Field(default=None, alias="containerId")
+    # The workload that failed (so one death is counted once). Statuses written before the
+    # runner contract named it ``containerId``; still read.
+    workload_id: str | None = Field(
+        default=None,
+        alias="workloadId",
+        validation_alias=AliasChoices("workloadId", "containerId", "workload_id"),
+    )
 
 
 class MLModelStatus(_Wire):

@@ -1,21 +1,26 @@
-"""The runner adapter: what the reconcile core asks of a backend, and what it gets back.
+"""The runner contract: what the reconcile core asks of a backend, and what it gets back.
 
 A runner turns one validated MLModel (a ``Workload``) into one running workload and reports
-on it. The core and both front ends talk only to ``Runner``; the Docker backend is one
-implementation, a pod backend can be another (S9). Runners raise ``mlplatform.errors``
-types only — never a library's own exception.
+on it. The core and both front ends talk only to ``Runner``; nothing here is shaped by one
+backend. The Docker runner fills it from one container, a Kubernetes runner from one
+Deployment and its pods; what only one backend knows (a container's image id, its host
+ports) travels in ``RunnerStatus.details`` and lands in ``status.runner`` next to ``type``.
+Runners raise ``mlplatform.errors`` types only, never a library's own exception. See
+docs/design.md, "The runner contract".
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlplatform.models.spec import MLModelSpec
+from mlplatform.models.status import Reason
 
-# Label keys on every managed workload (contract, DESIGN.md §2).
+# Label keys on every managed workload (contract: the labels are the only record of
+# ownership, read back after a restart).
 LABEL_MANAGED_BY = "mlplatform.dev/managed-by"
 MANAGED_BY = "mlplatform"
 LABEL_MODEL_ID = "mlplatform.dev/model-id"
@@ -24,6 +29,8 @@ LABEL_OWNER_NAME = "mlplatform.dev/owner-name"
 LABEL_OWNER_UID = "mlplatform.dev/owner-uid"
 LABEL_SPEC_HASH = "mlplatform.dev/spec-hash"
 LABEL_CONTROLLER = "mlplatform.dev/controller"
+# Where the desired state came from (local mode: the manifest's resolved path).
+LABEL_SOURCE = "mlplatform.dev/source"
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,26 @@ class Owner:
 
 @dataclass(frozen=True)
 class Workload:
-    """What a runner is asked to run: a validated spec and who owns it."""
+    """What a runner is asked to run: a validated spec, who owns it, where it came from."""
 
     owner: Owner
     spec: MLModelSpec
+    # Local mode: the manifest's resolved path; the runner records it (``LABEL_SOURCE``).
+    source: str | None = None
+
+
+def owned_labels(controller: str) -> dict[str, str]:
+    """The labels every workload of ``controller`` carries: the filter that finds them all."""
+    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_CONTROLLER: controller}
+
+
+def owner_from_labels(labels: Mapping[str, str]) -> Owner:
+    """The owner a workload's labels name (empty strings where a label is missing)."""
+    return Owner(
+        namespace=labels.get(LABEL_OWNER_NAMESPACE, ""),
+        name=labels.get(LABEL_OWNER_NAME, ""),
+        uid=labels.get(LABEL_OWNER_UID, ""),
+    )
 
 
 class State(enum.StrEnum):
@@ -52,7 +75,7 @@ class State(enum.StrEnum):
 
     RUNNING = "running"
     STARTING = "starting"  # created, not yet running
-    EXITED = "exited"  # stopped (exit code / OOM in the status)
+    EXITED = "exited"  # stopped (how: ``RunnerStatus.termination``)
     MISSING = "missing"  # no workload exists
     REMOVED = "removed"  # after delete, or suspended
 
@@ -64,7 +87,34 @@ class Action(enum.StrEnum):
     CREATED = "created"
     REPLACED = "replaced"
     REMOVED = "removed"
-    PULLED = "pulled"
+
+
+@dataclass(frozen=True)
+class Termination:
+    """How the workload's last run ended."""
+
+    exit_code: int | None
+    oom_killed: bool = False
+    reason: str = ""  # the runner's word: "Error", "OOMKilled", "Completed"
+    message: str = ""
+    finished_at: str | None = None  # RFC 3339
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the workload is not serving, as the runner knows it (unschedulable, pull failing)."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class DebugPorts:
+    """The debug-port claim, filled only by runners that publish debug ports."""
+
+    bound: bool  # this workload publishes them
+    holder: str | None  # the model id holding them, when another one does
+    message: str = ""  # why not bound, when neither
 
 
 @dataclass(frozen=True)
@@ -73,33 +123,38 @@ class RunnerStatus:
 
     state: State
     action: Action = Action.NONE
-    container_id: str | None = None
-    container_name: str | None = None
-    image_id: str | None = None
-    endpoints: list[str] = field(default_factory=list)
+    workload_id: str | None = None  # docker: container id; kubernetes: Deployment uid
+    workload_name: str | None = None  # docker: container name; kubernetes: Deployment name
+    revision: str | None = None  # the spec hash the observed workload runs
+    endpoints: list[str] = field(default_factory=list)  # stable endpoint(s) first
     debug_endpoints: list[str] = field(default_factory=list)
-    host_ports: dict[str, int] = field(default_factory=dict)
-    exit_code: int | None = None
-    oom_killed: bool = False
-    started_at: str | None = None
-    finished_at: str | None = None
-    message: str = ""
-    # Debug ports (S8): whether this workload asked for them and who holds them now.
-    debug_requested: bool = False
-    debug_holder: str | None = None
+    started_at: str | None = None  # RFC 3339, when the current run started
+    termination: Termination | None = None
+    # Restarts the runner counted itself (Kubernetes pods); None: the core counts them.
+    restart_count: int | None = None
+    # The runner's own readiness verdict (Kubernetes: rollout complete and available);
+    # None: the core decides (minimum ready time, then the readiness probe).
+    ready: bool | None = None
+    problem: Problem | None = None
+    debug: DebugPorts | None = None
     image_pulled: bool = False
+    message: str = ""
+    # Runner-specific facts for ``status.runner`` next to ``type`` (camelCase keys, JSON
+    # values); Docker: containerId, containerName, imageId, hostPorts.
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class OwnedWorkload:
-    """A workload found in the engine by its labels (for adoption and garbage collection)."""
+    """A workload found in the engine or cluster by its labels (adoption, garbage collection)."""
 
     owner: Owner
     model_id: str
-    container_id: str
-    container_name: str
-    spec_hash: str
+    workload_id: str
+    workload_name: str
+    revision: str
     state: State
+    source: str | None = None
 
 
 @dataclass(frozen=True)

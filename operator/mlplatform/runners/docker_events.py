@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlplatform import errors
-from mlplatform.runners import base
-from mlplatform.runners.docker_engine import Engine
+from mlplatform.runners import base, docker_plan
+from mlplatform.runners.docker_engine import Engine, Operation
 
 EVENT_ACTIONS = ("start", "die", "kill", "oom", "destroy")
 
@@ -31,18 +31,15 @@ class DockerEventStream:
         filters = {
             "type": "container",
             "event": list(EVENT_ACTIONS),
-            "label": [
-                f"{base.LABEL_MANAGED_BY}={base.MANAGED_BY}",
-                f"{base.LABEL_CONTROLLER}={controller}",
-            ],
+            "label": docker_plan.owned_label_filter(controller),
         }
         self._engine = engine
-        with engine.guard("open the event stream"):
+        with engine.guard(Operation.OPEN_EVENTS):
             self._stream: Any = engine.client().events(decode=True, filters=filters)
 
     def __iter__(self) -> Iterator[base.RunnerEvent]:
         try:
-            with self._engine.guard("read the event stream"):
+            with self._engine.guard(Operation.READ_EVENTS):
                 for raw in self._stream:
                     if self._closed.is_set():
                         return
@@ -74,9 +71,6 @@ def _runner_event(raw: dict[str, Any]) -> base.RunnerEvent | None:
     model_id = labels.get(base.LABEL_MODEL_ID)
     if model_id is None or action.partition(":")[0] not in EVENT_ACTIONS:
         return None
-    owner = base.Owner(
-        namespace=labels.get(base.LABEL_OWNER_NAMESPACE, ""),
-        name=labels.get(base.LABEL_OWNER_NAME, ""),
-        uid=labels.get(base.LABEL_OWNER_UID, ""),
+    return base.RunnerEvent(
+        owner=base.owner_from_labels(labels), model_id=model_id, action=action.partition(":")[0]
     )
-    return base.RunnerEvent(owner=owner, model_id=model_id, action=action.partition(":")[0])

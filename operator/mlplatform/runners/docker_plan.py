@@ -4,13 +4,13 @@ Pure translation from a ``Workload`` (plus settings and the debug-port decision)
 arguments of ``containers.create`` and the spec hash that says when a running container no
 longer matches. No engine calls happen here, so every rule reads in one place:
 
-- S7 mounts: ``/data`` → ``DATA_DIR`` read-only, ``/models`` → ``MLMODELS_DIR`` read-only,
+- volumes: ``/data`` → ``DATA_DIR`` read-only, ``/models`` → ``MLMODELS_DIR`` read-only,
   any other volume → ``STORAGE_DIR/services-ml/<name>/<version>/<basename>`` read-write.
-- S8 debug ports: container port ``ports[i]`` → host port ``P + i`` on the debug host IP,
+- debug ports: container port ``ports[i]`` → host port ``P + i`` on the debug host IP,
   only when this model holds the claim (decided by the runner, passed in as ``debug_base``).
-- §2 names and labels: container ``<name>-<version>``; managed-by, model-id, owner, controller
+- names and labels: container ``<name>-<version>``; managed-by, model-id, owner, controller
   and spec-hash labels.
-- §4 security defaults: never privileged, never the host network, ``no-new-privileges``, and
+- security defaults: never privileged, never the host network, ``no-new-privileges``, and
   these capabilities dropped from Docker's default set because a model server has no use for
   them: ``NET_RAW`` (raw sockets, packet spoofing), ``MKNOD`` (device nodes), ``SYS_CHROOT``,
   ``AUDIT_WRITE``, ``SETFCAP`` and ``SETPCAP`` (granting file/process capabilities). Kept:
@@ -38,11 +38,11 @@ STORAGE_SUBDIR = "services-ml"
 DATA_VOLUME = "/data"
 MODELS_VOLUME = "/models"
 # Docker-specific label: the debug ports this container publishes ("7000-7001"); its presence
-# is the S8 claim.
+# is the debug-port claim.
 LABEL_DEBUG_PORTS = "mlplatform.dev/debug-ports"
 SECURITY_OPT = ("no-new-privileges",)
 CAP_DROP = ("NET_RAW", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP", "SETPCAP")
-# Networks that would break endpoints or isolation (§4: no host network).
+# Networks that would break endpoints or isolation (security defaults: no host network).
 FORBIDDEN_NETWORKS = frozenset({"host", "none", "bridge", "default"})
 
 
@@ -75,13 +75,13 @@ class ContainerPlan:
 
 
 def storage_folder(settings: Settings, model_id: str) -> Path:
-    """``STORAGE_DIR/services-ml/<name>/<version>``: the model's only persistence (S5, S7)."""
+    """``STORAGE_DIR/services-ml/<name>/<version>``: the model's only persistence."""
     name, version = split_id(model_id)
     return settings.storage_dir / STORAGE_SUBDIR / name / version
 
 
 def mounts_for(workload: base.Workload, settings: Settings) -> list[Mount]:
-    """S7: where each of the spec's volumes comes from on the host."""
+    """Volumes: where each of the spec's volumes comes from on the host."""
     mounts = []
     for path in workload.spec.container.volumes:
         if path == DATA_VOLUME:
@@ -95,26 +95,33 @@ def mounts_for(workload: base.Workload, settings: Settings) -> list[Mount]:
 
 
 def debug_port_map(workload: base.Workload, debug_base: int | None) -> dict[int, int]:
-    """S8: container ports take consecutive host ports from ``debug_base``."""
+    """Debug ports: container ports take consecutive host ports from ``debug_base``."""
     if debug_base is None:
         return {}
     return {port: debug_base + i for i, port in enumerate(workload.spec.container.ports)}
 
 
 def labels_for(workload: base.Workload, settings: Settings) -> dict[str, str]:
-    """The ownership labels (§2), without the spec hash."""
-    return {
-        base.LABEL_MANAGED_BY: base.MANAGED_BY,
-        base.LABEL_CONTROLLER: settings.controller,
+    """The ownership labels and the desired state's source, without the spec hash."""
+    labels = {
+        **base.owned_labels(settings.controller),
         base.LABEL_MODEL_ID: workload.spec.id,
         base.LABEL_OWNER_NAMESPACE: workload.owner.namespace,
         base.LABEL_OWNER_NAME: workload.owner.name,
         base.LABEL_OWNER_UID: workload.owner.uid,
     }
+    if workload.source is not None:
+        labels[base.LABEL_SOURCE] = workload.source
+    return labels
+
+
+def owned_label_filter(controller: str) -> list[str]:
+    """The engine's label filter for every container of ``controller`` (lists, events)."""
+    return [f"{key}={value}" for key, value in base.owned_labels(controller).items()]
 
 
 def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None) -> ContainerPlan:
-    """The container for ``workload``; ``debug_base`` is set only for the S8 claim holder."""
+    """The container for ``workload``; ``debug_base`` is set only for the debug-port holder."""
     spec = workload.spec
     container = spec.container
     mounts = mounts_for(workload, settings)

@@ -1,22 +1,28 @@
 """The Docker runner: one container per MLModel, on one engine, found again by its labels.
 
-The rules of the original service, one place each:
+It fills the runner contract (``base.RunnerStatus``) from one container: the workload is
+the container (id, name, spec-hash label as revision), an exited container's code and OOM
+flag are its ``Termination``, the debug-port claim is ``DebugPorts``, and ``details``
+carries what only Docker knows (``containerId``, ``containerName``, ``imageId``,
+``hostPorts``). Readiness and the restart count are left to the core.
 
-- S4 image policy ........ ``_ensure_image``: present → used; absent → pulled per
+The rules (docs/design.md names them), one place each:
+
+- image pull policy ...... ``_ensure_image``: present → used; absent → pulled per
   ``imagePullPolicy`` (``Always`` pulls whenever a container is created, ``Never`` fails);
   a missing or unpullable image raises ``ImageNotFound`` / ``ImagePullFailed`` naming it.
-- S5 removal on stop ..... ``apply`` / ``delete`` (see "Stopped containers" below).
-- S7 volumes ............. ``docker_plan.mounts_for``.
-- S8 debug ports ......... ``_debug_claim`` (who holds them) and ``docker_plan.debug_port_map``.
-- S10 enabled switch ..... ``_require_enabled``: ``RunnerDisabled`` from every call.
-- §2 names and labels .... ``docker_plan.plan``; ownership is read from labels only
-  (``_ours``): a same-named container that is not ours raises ``ContainerConflict`` and is
-  never touched.
-- §4 security defaults ... ``docker_plan`` (no privileged, no host network,
+- removal on stop ........ ``apply`` / ``delete`` (see "Stopped containers" below).
+- volumes ................ ``docker_plan.mounts_for``.
+- debug ports ............ ``_debug_claim`` (who holds them) and ``docker_plan.debug_port_map``.
+- enabled switch ......... ``_require_enabled``: ``RunnerDisabled`` from every call.
+- names and labels ....... ``docker_plan.plan``; ownership is read from labels only
+  (``_not_ours``): a same-named container that is not ours raises ``ContainerConflict`` and
+  is never touched.
+- security defaults ...... ``docker_plan`` (no privileged, no host network,
   ``no-new-privileges``, capabilities dropped, read-only ``/data`` and ``/models``).
-- Engine errors .......... ``docker_engine.Engine.guard``, the one translation point.
+- engine errors .......... ``docker_engine.RULES``, by operation (``Engine.guard``).
 
-Stopped containers (S5). Containers are not created with Docker's AutoRemove: an
+Stopped containers (removal on stop). Containers are not created with Docker's AutoRemove: an
 auto-removed container takes its exit code and OOM flag with it, and a model that crashed
 must say why ("exit code 3", "OOM-killed"). Instead a stopped container stays, stopped and
 never restarted, only as the record of how it ended — ``observe`` reports it as ``exited``
@@ -29,7 +35,7 @@ Idempotence. ``apply`` reads the container and compares its spec-hash label with
 what the workload asks for (``docker_plan``); when they match and it runs, nothing is written.
 A different hash replaces the container (remove, create); the storage folder is kept.
 
-Debug ports (S8). With ``RUNNERS_DOCKER_HOST_PORT_DEBUG=P``, the claim belongs to the
+Debug ports. With ``RUNNERS_DOCKER_HOST_PORT_DEBUG=P``, the claim belongs to the
 container labelled ``mlplatform.dev/debug-ports`` (this controller's); if none is, the first
 model with ``debug: true`` to be applied takes it. The holder keeps it until its container is
 removed. The others run unpublished and their status names the holder; because the decision
@@ -57,7 +63,7 @@ from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.models.spec import PullPolicy, container_name
 from mlplatform.runners import base, docker_plan
-from mlplatform.runners.docker_engine import Engine
+from mlplatform.runners.docker_engine import Engine, Operation
 from mlplatform.runners.docker_events import DockerEventStream
 
 # Seconds a model server gets to stop on SIGTERM before it is killed (Docker's default).
@@ -114,15 +120,17 @@ class DockerRunner:
         client = self._engine.client()
         container = self._find(client, workload)
         name = container_name(workload.spec.id)
+        details = {"containerName": name}
         if container is None:
-            return base.RunnerStatus(state=base.State.REMOVED, container_name=name)
+            return base.RunnerStatus(state=base.State.REMOVED, workload_name=name, details=details)
         self._remove(container)
         return base.RunnerStatus(
             state=base.State.REMOVED,
             action=base.Action.REMOVED,
-            container_id=container.id,
-            container_name=name,
+            workload_id=container.id,
+            workload_name=name,
             message="container removed; storage kept",
+            details=details,
         )
 
     def probe(self, workload: base.Workload, status: base.RunnerStatus) -> base.ProbeResult:
@@ -156,8 +164,11 @@ class DockerRunner:
         """Every container labelled managed-by mlplatform and this controller."""
         self._require_enabled()
         client = self._engine.client()
-        with self._engine.guard("list containers"):
-            found = client.containers.list(all=True, sparse=True, filters=self._owned_filter())
+        owned_filter: dict[str, str | list[str] | bool] = {
+            "label": docker_plan.owned_label_filter(self._settings.controller)
+        }
+        with self._engine.guard(Operation.LIST):
+            found = client.containers.list(all=True, sparse=True, filters=owned_filter)
         owned = []
         for container in found:
             labels: dict[str, str] = container.attrs.get("Labels") or {}
@@ -166,12 +177,13 @@ class DockerRunner:
                 continue
             owned.append(
                 base.OwnedWorkload(
-                    owner=_owner(labels),
+                    owner=base.owner_from_labels(labels),
                     model_id=model_id,
-                    container_id=str(container.id),
-                    container_name=str(container.attrs["Names"][0]).lstrip("/"),
-                    spec_hash=labels.get(base.LABEL_SPEC_HASH, ""),
+                    workload_id=str(container.id),
+                    workload_name=str(container.attrs["Names"][0]).lstrip("/"),
+                    revision=labels.get(base.LABEL_SPEC_HASH, ""),
                     state=_state(str(container.attrs.get("State", "")), error=""),
+                    source=labels.get(base.LABEL_SOURCE),
                 )
             )
         return owned
@@ -181,8 +193,8 @@ class DockerRunner:
         self._require_enabled()
         client = self._engine.client()
         try:
-            with self._engine.guard("inspect container"):
-                container = client.containers.get(owned.container_id)
+            with self._engine.guard(Operation.INSPECT, owned.workload_name):
+                container = client.containers.get(owned.workload_id)
         except errors.RunnerError as error:
             if isinstance(error.__cause__, docker.errors.NotFound):
                 return
@@ -192,7 +204,7 @@ class DockerRunner:
             labels.get(base.LABEL_CONTROLLER) != self._settings.controller
         ):
             raise errors.ContainerConflict(
-                f"container {owned.container_name} is not managed by this controller"
+                f"container {owned.workload_name} is not managed by this controller"
             )
         self._remove(container)
 
@@ -237,7 +249,7 @@ class DockerRunner:
             except OSError as error:
                 raise errors.StartFailed(f"cannot create the folder {folder}: {error}") from error
         try:
-            with self._engine.guard(f"create container {plan.name}", image=plan.image):
+            with self._engine.guard(Operation.CREATE, plan.name, image=plan.image):
                 container = client.containers.create(plan.image, **plan.create_args)
         except errors.ContainerConflict as error:
             self._name_taken(client, workload, error)
@@ -256,15 +268,15 @@ class DockerRunner:
         message: str = "",
     ) -> base.RunnerStatus:
         try:
-            with self._engine.guard(f"start container {container.name}"):
+            with self._engine.guard(Operation.START, str(container.name)):
                 container.start()
         except errors.PortInUse:
             self._remove(container)
             raise
         except errors.StartFailed as error:
-            # A bad command fails here; the container keeps the exit code (S5 record).
+            # A bad command fails here; the stopped container keeps the exit code as the record.
             message = error.message
-        with self._engine.guard(f"inspect container {container.name}"):
+        with self._engine.guard(Operation.INSPECT, str(container.name)):
             container.reload()
         return self._status(
             container, workload, action=action, holder=holder, pulled=pulled, message=message
@@ -277,7 +289,7 @@ class DockerRunner:
             if self._networks(client, name):
                 return
             labels = {base.LABEL_MANAGED_BY: base.MANAGED_BY}
-            with self._engine.guard(f"create network {name}"):
+            with self._engine.guard(Operation.CREATE_NETWORK, name):
                 created = client.networks.create(
                     name, driver="bridge", labels=labels, check_duplicate=True
                 )
@@ -286,18 +298,24 @@ class DockerRunner:
             same = self._networks(client, name)
             oldest = min(same, key=lambda n: (str(n.attrs.get("Created")), str(n.id)))
             if oldest.id != created.id:
-                with contextlib.suppress(errors.RunnerError), self._engine.guard("remove network"):
+                with (
+                    contextlib.suppress(errors.RunnerError),
+                    self._engine.guard(Operation.REMOVE_NETWORK, name),
+                ):
                     created.remove()
 
     def _networks(self, client: docker.DockerClient, name: str) -> list[Network]:
-        with self._engine.guard(f"inspect network {name}"):
+        with self._engine.guard(Operation.INSPECT_NETWORK, name):
             return [n for n in client.networks.list(names=[name]) if n.name == name]
 
     def _ensure_image(self, client: docker.DockerClient, image: str, policy: PullPolicy) -> bool:
-        """S4: the image is present afterwards, or a typed error names it. True if pulled."""
+        """The image pull policy: the image is present afterwards, or a typed error names it.
+
+        True if it was pulled.
+        """
         if policy != "Always":
             try:
-                with self._engine.guard("inspect image", image=image):
+                with self._engine.guard(Operation.INSPECT_IMAGE, image, image=image):
                     client.images.get(image)
                 return False
             except errors.ImageNotFound as error:
@@ -307,7 +325,7 @@ class DockerRunner:
                         "imagePullPolicy is Never"
                     ) from error
         repository, tag = docker.utils.parse_repository_tag(image)
-        with self._engine.guard("pull image", image=image):
+        with self._engine.guard(Operation.PULL, image, image=image):
             for line in client.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
                 if isinstance(line, dict) and line.get("error"):
                     raise docker.errors.APIError(str(line["error"]), explanation=line["error"])
@@ -316,12 +334,15 @@ class DockerRunner:
     def _debug_claim(
         self, client: docker.DockerClient, workload: base.Workload
     ) -> tuple[int | None, str | None]:
-        """S8: (first host port if this model holds the debug claim, the holder's model id)."""
+        """(First host port if this model holds the debug claim, the holder's model id)."""
         first = self._settings.runners_docker_host_port_debug
         if not workload.spec.debug or first is None:
             return None, None
-        label_filter = [*self._owned_labels(), docker_plan.LABEL_DEBUG_PORTS]
-        with self._engine.guard("list containers"):
+        label_filter = [
+            *docker_plan.owned_label_filter(self._settings.controller),
+            docker_plan.LABEL_DEBUG_PORTS,
+        ]
+        with self._engine.guard(Operation.LIST, "holding the debug ports"):
             holders = client.containers.list(all=True, sparse=True, filters={"label": label_filter})
         for holder in holders:
             model_id = (holder.attrs.get("Labels") or {}).get(base.LABEL_MODEL_ID)
@@ -335,7 +356,7 @@ class DockerRunner:
         """The workload's container, or None; raises ``ContainerConflict`` if it is not ours."""
         name = container_name(workload.spec.id)
         try:
-            with self._engine.guard(f"inspect container {name}"):
+            with self._engine.guard(Operation.INSPECT, name):
                 container = client.containers.get(name)
         except errors.RunnerError as error:
             if isinstance(error.__cause__, docker.errors.NotFound):
@@ -381,9 +402,10 @@ class DockerRunner:
     def _remove(self, container: Container) -> None:
         """Stop gracefully, then remove (volumes are bind mounts: the storage stays)."""
         try:
-            with self._engine.guard(f"remove container {container.name}"):
-                if container.attrs["State"]["Status"] in (*_RUNNING, "restarting"):
+            if container.attrs["State"]["Status"] in (*_RUNNING, "restarting"):
+                with self._engine.guard(Operation.STOP, str(container.name)):
                     container.stop(timeout=STOP_GRACE_SECONDS)
+            with self._engine.guard(Operation.REMOVE, str(container.name)):
                 container.remove(force=True)
         except errors.RunnerError as error:
             cause = error.__cause__
@@ -394,15 +416,6 @@ class DockerRunner:
                 return
             raise
 
-    def _owned_filter(self) -> dict[str, str | list[str] | bool]:
-        return {"label": self._owned_labels()}
-
-    def _owned_labels(self) -> list[str]:
-        return [
-            f"{base.LABEL_MANAGED_BY}={base.MANAGED_BY}",
-            f"{base.LABEL_CONTROLLER}={self._settings.controller}",
-        ]
-
     def _require_enabled(self) -> None:
         if not self._settings.runners_docker_enabled:
             raise errors.RunnerDisabled(
@@ -412,13 +425,28 @@ class DockerRunner:
     # --- status ------------------------------------------------------------------------
 
     def _missing(self, workload: base.Workload, holder: str | None) -> base.RunnerStatus:
+        name = container_name(workload.spec.id)
         return base.RunnerStatus(
             state=base.State.MISSING,
-            container_name=container_name(workload.spec.id),
+            workload_name=name,
             message="no container",
-            debug_requested=workload.spec.debug,
-            debug_holder=holder,
+            debug=self._debug_ports(workload, holder, bound=False),
+            details={"containerName": name},
         )
+
+    def _debug_ports(
+        self, workload: base.Workload, holder: str | None, *, bound: bool
+    ) -> base.DebugPorts | None:
+        """The debug-port claim as this model sees it; None when it asks for no debug ports."""
+        if not workload.spec.debug:
+            return None
+        if self._settings.runners_docker_host_port_debug is None:
+            return base.DebugPorts(
+                bound=False, holder=None, message="RUNNERS_DOCKER_HOST_PORT_DEBUG is not set"
+            )
+        other = holder if holder and holder != workload.spec.id else None
+        message = f"debug ports are held by {other}" if other else ""
+        return base.DebugPorts(bound=bound and other is None, holder=other, message=message)
 
     def _status(
         self,
@@ -434,7 +462,6 @@ class DockerRunner:
         state_attrs: dict[str, Any] = attrs["State"]
         error = str(state_attrs.get("Error") or "")
         state = _state(str(state_attrs["Status"]), error=error)
-        exited = state is base.State.EXITED
         bindings: dict[str, Any] = attrs["HostConfig"].get("PortBindings") or {}
         host_ports: dict[str, int] = {}
         debug_endpoints: list[str] = []
@@ -444,30 +471,33 @@ class DockerRunner:
                 host_ports[key.split("/")[0]] = host_port
                 debug_endpoints.append(f"http://{host_ip}:{host_port}")
         name = container_name(workload.spec.id)
+        termination = _termination(state_attrs) if state is base.State.EXITED else None
         notes = [message] if message else []
-        if exited:
+        if termination is not None:
             notes.append(_ending(state_attrs))
-        if workload.spec.debug and holder and holder != workload.spec.id:
-            notes.append(f"debug ports are held by {holder}")
+        debug = self._debug_ports(workload, holder, bound=bool(debug_endpoints))
+        if debug is not None and debug.holder:
+            notes.append(debug.message)
         started = state_attrs.get("StartedAt")
-        finished = state_attrs.get("FinishedAt")
         return base.RunnerStatus(
             state=state,
             action=action,
-            container_id=container.id,
-            container_name=name,
-            image_id=attrs.get("Image"),
+            workload_id=container.id,
+            workload_name=name,
+            revision=container.labels.get(base.LABEL_SPEC_HASH),
             endpoints=[f"http://{name}:{port}" for port in workload.spec.container.ports],
             debug_endpoints=debug_endpoints,
-            host_ports=host_ports,
-            exit_code=int(state_attrs["ExitCode"]) if exited else None,
-            oom_killed=bool(state_attrs.get("OOMKilled")),
             started_at=started if started and started != _ZERO_TIME else None,
-            finished_at=finished if exited and finished and finished != _ZERO_TIME else None,
-            message="; ".join(notes),
-            debug_requested=workload.spec.debug,
-            debug_holder=holder,
+            termination=termination,
+            debug=debug,
             image_pulled=pulled,
+            message="; ".join(notes),
+            details={
+                "containerId": container.id,
+                "containerName": name,
+                "imageId": attrs.get("Image"),
+                "hostPorts": host_ports,
+            },
         )
 
 
@@ -488,11 +518,18 @@ def _ending(state: dict[str, Any]) -> str:
     return text
 
 
-def _owner(labels: dict[str, str]) -> base.Owner:
-    return base.Owner(
-        namespace=labels.get(base.LABEL_OWNER_NAMESPACE, ""),
-        name=labels.get(base.LABEL_OWNER_NAME, ""),
-        uid=labels.get(base.LABEL_OWNER_UID, ""),
+def _termination(state: dict[str, Any]) -> base.Termination:
+    """How a stopped container ended, in the words Kubernetes uses for a container."""
+    code = int(state["ExitCode"])
+    oom = bool(state.get("OOMKilled"))
+    error = str(state.get("Error") or "")
+    finished = state.get("FinishedAt")
+    return base.Termination(
+        exit_code=code,
+        oom_killed=oom,
+        reason="OOMKilled" if oom else "Error" if code or error else "Completed",
+        message=error,
+        finished_at=finished if finished and finished != _ZERO_TIME else None,
     )
 
 

@@ -1,4 +1,4 @@
-"""Which runner serves a model: ``spec.runner`` → a ``Runner`` (S9 leaves room for pods).
+"""Which runner serves a model: ``spec.runner`` → a ``Runner``.
 
 ``runner_for`` builds a new runner; ``Runners`` builds each kind once and keeps it for the
 life of the process (a runner holds the engine connection). ``docker`` is the Docker runner
