@@ -32,10 +32,9 @@ from bench import stats
 from bench.env import BENCH_LABEL, MLPLATFORM, BenchEnv, wait_until
 from bench.observe import HTTP_PATH, HTTP_PORT, container_address, wait_http
 from bench.systems import manifest
-from mlplatform.core.reconcile import MIN_READY
 from mlplatform.models.rules import GRACE_PERIOD_DEFAULT_SECONDS
 from mlplatform.models.spec import container_name
-from mlplatform.runners.base import LABEL_MODEL_ID
+from mlplatform.runners.base import LABEL_MODEL_ID, MIN_READY_SECONDS
 
 TIMEOUT = 180.0
 FLOOR_THREADS = 8
@@ -101,8 +100,8 @@ def floor_once(
         "n": n,
         "threads": FLOOR_THREADS,
         "answered": round(answered, 3),
-        "min_ready": MIN_READY,
-        "total": round(answered + MIN_READY, 3),
+        "min_ready": MIN_READY_SECONDS,
+        "total": round(answered + MIN_READY_SECONDS, 3),
         "started_ids": len(ids),
     }
 

@@ -349,7 +349,7 @@ class LocalController:
                 if _as_desired(model, status):
                     continue
                 ok = False
-                failed = status.phase == Phase.FAILED and (
+                failed = (status.phase == Phase.FAILED or status.updating) and (
                     key in self._given_up or status.consecutive_failures >= 2
                 )
                 if not failed:
@@ -376,7 +376,8 @@ class LocalController:
 def _as_desired(model: DesiredModel, status: MLModelStatus) -> bool:
     if model.workload.spec.suspend:
         return status.phase == Phase.STOPPED
-    return status.phase == Phase.RUNNING and status.ready
+    # An update in progress is not converged: the serving container runs the old spec.
+    return status.phase == Phase.RUNNING and status.ready and not status.updating
 
 
 def _log_event(model: DesiredModel, event: Event) -> None:
