@@ -83,7 +83,10 @@ from typing import Any, NoReturn
 import docker
 import docker.errors
 import docker.utils
-from docker.models.containers import Container
+from docker.models.containers import (  # type: ignore[attr-defined]  # see _create
+    Container,
+    _create_container_args,
+)
 from docker.models.networks import Network
 
 from mlplatform import errors
@@ -484,7 +487,7 @@ class DockerRunner:
         for attempt in range(3):
             try:
                 with self._engine.guard(Operation.CREATE, name, image=plan.image):
-                    container: Container = client.containers.create(plan.image, **args)
+                    container = _create(client, plan.image, args)
                 break
             except errors.ImageNotFound as error:
                 # Created straight away (one request when the image is there, as usual);
@@ -594,8 +597,10 @@ class DockerRunner:
             f"{base.LABEL_MANAGED_BY}={base.MANAGED_BY}",
             f"{docker_plan.LABEL_ENDPOINT}={alias}",
         ]
+        # Aliases are names on one network: only holders on the models' network collide.
+        where: dict[str, str | list[str] | bool] = {"label": label, "network": self._network_name}
         with self._engine.guard(Operation.LIST, f"holding the endpoint {alias}"):
-            holders = client.containers.list(all=True, sparse=True, filters={"label": label})
+            holders = client.containers.list(all=True, sparse=True, filters=where)
         for holder in holders:
             labels: dict[str, str] = holder.attrs.get("Labels") or {}
             if labels.get(base.LABEL_OWNER_UID) == workload.owner.uid and (
@@ -928,6 +933,20 @@ _REASONS: dict[type[errors.RunnerError], Reason] = {
     errors.ImagePullFailed: Reason.IMAGE_PULL_FAILED,
     errors.StartFailed: Reason.START_FAILED,
 }
+
+
+def _create(client: docker.DockerClient, image: str, args: dict[str, Any]) -> Container:
+    """``containers.create`` plus what its high-level form does not pass on: the stop timeout.
+
+    The same translation of the arguments (docker-py's own), then the low-level create.
+    """
+    kwargs = {k: v for k, v in args.items() if k != "stop_timeout"}
+    kwargs.update(image=image, command=kwargs.get("command"), version=client.api.api_version)
+    create_kwargs = _create_container_args(kwargs)
+    create_kwargs["stop_timeout"] = args.get("stop_timeout")
+    created = client.api.create_container(**create_kwargs)
+    container: Container = client.containers.get(created["Id"])
+    return container
 
 
 def _current(container: Container, plan: docker_plan.ContainerPlan, network: str) -> bool:
