@@ -57,6 +57,10 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 STATUS_RETRY = 2.0
 
 
+# Deletions run at once (each mostly waits out its container's grace period).
+DELETE_WORKERS = 64
+
+
 class Controller:
     """Lives as long as the operator process; shared by every handler of the registry."""
 
@@ -78,6 +82,9 @@ class Controller:
         self.resync_interval = resync_interval
         self.delete_timeout = delete_timeout
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="mlplatform-reconcile")
+        # Deletes mostly wait out grace periods: many run together, apart from the reconcile
+        # workers, so deleting N models costs about one grace period, not N / workers.
+        self._deleter = ThreadPoolExecutor(DELETE_WORKERS, thread_name_prefix="mlplatform-delete")
         self._wakers: dict[str, asyncio.Event] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -111,6 +118,7 @@ class Controller:
         if self._drift is not None:
             await asyncio.to_thread(self._drift.stop)
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._deleter.shutdown, wait=True, cancel_futures=True)
 
     # --- waking loops --------------------------------------------------------------------
 
@@ -228,17 +236,20 @@ class Controller:
             self.reconciler.metrics.set_phase(owner.key, None)
             return
         workload = Workload(owner=owner, spec=model.spec)
-        deadline = time.monotonic() + self.delete_timeout
+        # The container's grace period is the user's to spend; the bound comes on top of it.
+        grace = model.spec.container.termination_grace_period_seconds
+        deadline = time.monotonic() + self.delete_timeout + grace
         attempt = 0
         while True:
             attempt += 1
             remaining = deadline - time.monotonic()
             try:
                 event = await asyncio.wait_for(
-                    self._run(self._delete_sync, workload), timeout=max(remaining, 0.1)
+                    self._run(self._delete_sync, workload, executor=self._deleter),
+                    timeout=max(remaining, 0.1),
                 )
             except TimeoutError:
-                problem = f"the runner did not answer within {self.delete_timeout:.0f}s"
+                problem = f"the runner did not answer within {self.delete_timeout + grace:.0f}s"
             except errors.RunnerError as error:
                 problem = error.message
                 retry = min(2.0 ** (attempt - 1), 10.0)
@@ -313,9 +324,11 @@ class Controller:
         with self._locks_guard:
             return self._locks.setdefault(uid, threading.Lock())
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
+    async def _run(self, fn: Any, *args: Any, executor: ThreadPoolExecutor | None = None) -> Any:
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            future = asyncio.get_running_loop().run_in_executor(
+                executor or self._executor, fn, *args
+            )
         except RuntimeError as error:  # the executor is shut down: the operator is exiting
             raise _ExecutorClosed(str(error)) from error
         return await future
