@@ -10,11 +10,14 @@ is reused, so many test sessions (and engineers) can call ``ensure_test_images()
                 (not ``wget -T``: this static busybox segfaults with it).
     EXIT_IMAGE  exits at once with ``$EXIT_CODE`` (or its first argument; default 0).
     OOM_IMAGE   doubles a string until the memory limit kills it (give it e.g. 16Mi).
-    CLIENT_IMAGE  a load client: ``HOST PORT PATH [INTERVAL]`` sends ``GET PATH`` to
-                ``HOST:PORT`` every INTERVAL seconds (default 0.05: 20 a second), each request
+    CLIENT_IMAGE  a load client: ``HOST PORT PATH [INTERVAL [each|first]]`` sends ``GET PATH``
+                to ``HOST:PORT`` every INTERVAL seconds (default 0.05: 20 a second), each request
                 in its own process so a slow one never delays the next, and prints one line per
                 request: ``ok N`` or ``fail N <first line of the answer, or nothing>``. HTTP by
                 hand over busybox ``nc`` (this static busybox's ``wget`` segfaults here).
+                ``each`` (default) looks HOST up and tries its addresses in turn, moving on only
+                when no connection can be made, as standard HTTP clients do; ``first`` uses the
+                first address only (``tests/support/load.py`` says why both exist).
 
 Usage::
 
@@ -42,7 +45,7 @@ BUSYBOX = Path("/bin/busybox")
 _APPLETS = ("sh", "httpd", "wget", "cat", "echo", "sleep", "ls", "touch", "mkdir", "kill", "id")
 # The client's own applets. A separate image, so that the other images keep their content
 # digest (a digest change makes every worktree sharing the engine rebuild them).
-_CLIENT_APPLETS = ("sh", "nc", "sleep", "head", "timeout", "cat", "echo", "kill")
+_CLIENT_APPLETS = ("sh", "nc", "nslookup", "sleep", "head", "timeout", "cat", "echo", "kill")
 
 _SERVE = """\
 #!/bin/sh
@@ -73,17 +76,35 @@ while :; do x="$x$x"; done
 
 _CLIENT = """\
 #!/bin/sh
-# HOST PORT PATH [INTERVAL]: one GET every INTERVAL seconds, one result line per request.
+# HOST PORT PATH [INTERVAL [first|each]]: one GET every INTERVAL seconds, one line per request.
+# each (default): look HOST up and try its addresses in turn, moving on only when a connection
+# cannot be made (as curl, Go, Python and Java clients do); first: the first address only.
 # TERM stops sending; the requests in flight finish (each within 5 s) before it exits.
-host=$1 port=$2 path=$3 interval=${4:-0.05}
+host=$1 port=$2 path=$3 interval=${4:-0.05} mode=${5:-each}
 stop=
 trap 'stop=1' TERM INT
+get() {
+    printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' "$path" "$host" \\
+        | timeout 5 nc -w 1 "$1" "$port" 2>&1 | head -n 1
+}
+addresses() {
+    nslookup -type=a "$host" 2>/dev/null | while read -r key value; do
+        [ "$key" = "Address:" ] && case "$value" in *:*) ;; *) echo "$value" ;; esac
+    done
+}
 n=0
 while [ -z "$stop" ]; do
     n=$((n + 1))
     (
-        line=$(printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n' "$path" "$host" \\
-            | timeout 5 nc -w 3 "$host" "$port" 2>&1 | head -n 1)
+        if [ "$mode" = first ]; then
+            line=$(get "$host")
+        else
+            line="nc: no address for $host"
+            for address in $(addresses); do
+                line=$(get "$address")
+                case "$line" in "nc: "*) ;; *) break ;; esac
+            done
+        fi
         case "$line" in
             "HTTP/1."?" 200 "*) echo "ok $n" ;;
             *) echo "fail $n $line" ;;
