@@ -99,7 +99,14 @@ class LoadClient:
 
     @classmethod
     def on(
-        cls, env: DockerEnv, image: str, host: str, port: int, path: str = "/", mode: str = "each"
+        cls,
+        env: DockerEnv,
+        image: str,
+        host: str,
+        port: int,
+        path: str = "/",
+        *,
+        mode: str = "each",
     ) -> LoadClient:
         """A client on a test session's network, labelled for its cleanup."""
         env.ensure_network()
