@@ -102,6 +102,8 @@ _RUNNING = ("running", "paused")
 _STARTING = ("created", "restarting")
 # How soon to look at a new revision again while it is starting (it has no probe period yet).
 _ROLLOUT_RECHECK = 0.25
+# How old an observe's reading may be for the apply after it to act on it (seconds).
+_READING_FRESH = 1.0
 
 
 @dataclass
@@ -130,6 +132,9 @@ class DockerRunner:
         self._network_lock = threading.Lock()
         self._network_known = False
         self.min_ready = min_ready
+        # What the last observe read, per (thread, owner), for the apply that follows it.
+        self._readings: dict[tuple[int, str], tuple[float, list[Container]]] = {}
+        self._readings_lock = threading.Lock()
 
     def close(self) -> None:
         """Drop the engine connection (a later call connects again)."""
@@ -150,7 +155,9 @@ class DockerRunner:
         """Report running / starting / exited (code, OOM) / missing; writes nothing."""
         self._require_enabled()
         client = self._engine.client()
-        found = self._containers(client, workload, revision=None)
+        mine = self._read(client, workload, check_name=True)
+        self._remember(workload, mine)
+        found = self._sort(mine, workload, None)
         _, holder = self._debug_claim(client, workload)
         if found.serving is None:
             if found.candidate is not None:
@@ -261,7 +268,9 @@ class DockerRunner:
         client = self._engine.client()
         debug_base, holder = self._debug_claim(client, workload)
         plan = docker_plan.plan(workload, self._settings, debug_base=debug_base)
-        found = self._containers(client, workload, revision=plan.spec_hash)
+        found = self._containers(
+            client, workload, revision=plan.spec_hash, check_name=False, reuse=True
+        )
         serving, candidate = found.serving, found.candidate
         self._remove_all(found.leftovers)
 
@@ -648,13 +657,32 @@ class DockerRunner:
     # --- reading and removing containers -----------------------------------------------
 
     def _containers(
-        self, client: docker.DockerClient, workload: base.Workload, *, revision: str | None
+        self,
+        client: docker.DockerClient,
+        workload: base.Workload,
+        *,
+        revision: str | None,
+        check_name: bool = True,
+        reuse: bool = False,
     ) -> _Containers:
-        """The model's containers by role; ``ContainerConflict`` if a stranger holds its name.
+        """The model's containers by role.
 
         ``revision`` (the desired spec hash) picks the candidate; without it (observe,
-        delete) any temporary-named container is the candidate.
+        delete) any temporary-named container is the candidate. ``check_name``: a container
+        of a stranger holding the model's contract name is a ``ContainerConflict`` (apply
+        leaves that to the create, which the engine refuses). ``reuse``: take the reading
+        the ``observe`` just before made in this thread (the core calls ``observe`` then
+        ``apply``; one reading serves both), if it is fresh.
         """
+        mine = self._reading(workload) if reuse else None
+        if mine is None:
+            mine = self._read(client, workload, check_name=check_name)
+        return self._sort(mine, workload, revision)
+
+    def _read(
+        self, client: docker.DockerClient, workload: base.Workload, *, check_name: bool
+    ) -> list[Container]:
+        """Every container of the model (listed by its owner label, then inspected)."""
         name = container_name(workload.spec.id)
         label = [
             *docker_plan.owned_label_filter(self._settings.controller),
@@ -663,10 +691,32 @@ class DockerRunner:
         with self._engine.guard(Operation.LIST, f"of {workload.owner.key}"):
             listed = client.containers.list(all=True, sparse=True, filters={"label": label})
         names = {str(c.attrs["Names"][0]).lstrip("/"): str(c.id) for c in listed}
-        if name not in names:
+        if check_name and name not in names:
             self._not_a_strangers(client, workload, name)
+        return [c for c in (self._get_listed(client, i) for i in names.values()) if c is not None]
+
+    def _remember(self, workload: base.Workload, mine: list[Container]) -> None:
+        key = (threading.get_ident(), workload.owner.uid)
+        with self._readings_lock:
+            self._readings[key] = (time.monotonic(), mine)
+
+    def _reading(self, workload: base.Workload) -> list[Container] | None:
+        key = (threading.get_ident(), workload.owner.uid)
+        with self._readings_lock:
+            taken = self._readings.pop(key, None)
+            # Readings nobody took (an observe with no apply after it) do not pile up.
+            stale = [k for k, (at, _) in self._readings.items() if time.monotonic() - at > 5]
+            for old in stale:
+                del self._readings[old]
+        if taken is None or time.monotonic() - taken[0] > _READING_FRESH:
+            return None
+        return taken[1]
+
+    def _sort(
+        self, mine: list[Container], workload: base.Workload, revision: str | None
+    ) -> _Containers:
+        name = container_name(workload.spec.id)
         found = _Containers()
-        mine = [c for c in (self._get_listed(client, i) for i in names.values()) if c is not None]
         finals = [c for c in mine if not docker_plan.is_candidate_name(str(c.name))]
         candidates = [c for c in mine if docker_plan.is_candidate_name(str(c.name))]
         # The serving container: the one under the contract name of the spec's id, else the
@@ -945,7 +995,10 @@ def _create(client: docker.DockerClient, image: str, args: dict[str, Any]) -> Co
     create_kwargs = _create_container_args(kwargs)
     create_kwargs["stop_timeout"] = args.get("stop_timeout")
     created = client.api.create_container(**create_kwargs)
-    container: Container = client.containers.get(created["Id"])
+    # Not inspected yet: the start comes next, and the inspect after it reads everything.
+    container: Container = client.containers.prepare_model(
+        {"Id": created["Id"], "Name": f"/{args['name']}", "State": {"Status": "created"}}
+    )
     return container
 
 
@@ -962,7 +1015,7 @@ def _current(container: Container, plan: docker_plan.ContainerPlan, network: str
 
 
 def _status_of(container: Container) -> str:
-    return str(container.attrs["State"]["Status"])
+    return str((container.attrs.get("State") or {}).get("Status", "created"))
 
 
 def _holds_alias(container: Container, network: str, alias: str) -> bool:
