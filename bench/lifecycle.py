@@ -183,10 +183,10 @@ def updated(direct: docker.DockerClient, model_id: str, marker: str) -> bool:
     containers = _containers_of(direct, [model_id])
     if len(containers) != 1 or containers[0]["State"] != "running":
         return False
-    (name,) = (n.lstrip("/") for n in containers[0]["Names"])
-    if name != container_name(model_id):
+    attrs = direct.api.inspect_container(containers[0]["Id"])
+    if str(attrs["Name"]).lstrip("/") != container_name(model_id):
         return False
-    env: list[str] = direct.api.inspect_container(containers[0]["Id"])["Config"]["Env"] or []
+    env: list[str] = attrs["Config"]["Env"] or []
     return f"MARK={marker}" in env
 
 

@@ -21,6 +21,7 @@ the core to converge it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
@@ -46,6 +47,8 @@ log = logging.getLogger("mlplatform.local")
 # Milliseconds the manifests must be quiet before a batch of changes is read.
 QUIET_MS = 10
 DELETE_RETRY = 5.0
+# Models removed at once when their manifests go (each removal mostly waits for a stop).
+REMOVE_WORKERS = 64
 ERROR_RETRY = 5.0
 
 
@@ -94,6 +97,9 @@ class LocalController:
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._drift: DriftWatcher | None = None
+        self._removals = concurrent.futures.ThreadPoolExecutor(
+            REMOVE_WORKERS, thread_name_prefix="mlplatform-remove"
+        )
 
     # --- desired state ----------------------------------------------------------------
 
@@ -174,6 +180,7 @@ class LocalController:
         """End every thread; the models keep running (they are the desired state)."""
         self._stopped.set()
         self._queue.shutdown()
+        self._removals.shutdown(wait=False, cancel_futures=True)
         if self._drift is not None:
             self._drift.stop()
         deadline = time.monotonic() + timeout
@@ -187,13 +194,28 @@ class LocalController:
             key = self._queue.get()
             if key is None:
                 return
-            try:
-                self._process(key)
-            except Exception:  # a worker must outlive any one model's surprise
-                log.exception("Reconcile of %s failed unexpectedly; retrying", key)
-                self._queue.add(key, ERROR_RETRY)
-            finally:
-                self._queue.done(key)
+            with self._lock:
+                removal = key not in self._desired and key in self._removing
+            if removal:
+                # A removal mostly waits out a grace period: it runs in the removal pool, so
+                # pruning many models costs about one grace period, and the worker moves on.
+                # The key stays "processing" (not handed out again) until it is done.
+                try:
+                    self._removals.submit(self._process_then_done, key)
+                    continue
+                except RuntimeError:  # the pool is shut down: the process is stopping
+                    self._queue.done(key)
+                    return
+            self._process_then_done(key)
+
+    def _process_then_done(self, key: str) -> None:
+        try:
+            self._process(key)
+        except Exception:  # a worker must outlive any one model's surprise
+            log.exception("Reconcile of %s failed unexpectedly; retrying", key)
+            self._queue.add(key, ERROR_RETRY)
+        finally:
+            self._queue.done(key)
 
     def _process(self, key: str) -> None:
         with self._lock:
