@@ -102,6 +102,10 @@ _RUNNING = ("running", "paused")
 _STARTING = ("created", "restarting")
 # How soon to look at a new revision again while it is starting (it has no probe period yet).
 _ROLLOUT_RECHECK = 0.25
+# Seconds both containers answer on the stable alias before the old one leaves the network:
+# a client that looked the name up just before the new one joined got the old address only,
+# and must have connected by then.
+SWITCH_SETTLE_SECONDS = 1.0
 # How old an observe's reading may be for the apply after it to act on it (seconds).
 _READING_FRESH = 1.0
 
@@ -132,6 +136,7 @@ class DockerRunner:
         self._network_lock = threading.Lock()
         self._network_known = False
         self.min_ready = min_ready
+        self.switch_settle = SWITCH_SETTLE_SECONDS
         # What the last observe read, per (thread, owner), for the apply that follows it.
         self._readings: dict[tuple[int, str], tuple[float, list[Container]]] = {}
         self._readings_lock = threading.Lock()
@@ -418,7 +423,9 @@ class DockerRunner:
         network = self._network(client)
         self._check_endpoint(client, workload, plan.aliases[0])
         if not _holds_alias(candidate, self._network_name, plan.aliases[0]):
-            # Joined under its temporary name only; join again under the stable names.
+            # Joined under its temporary name only; join again under the stable names, then
+            # give the lookups made before (which could only return the old address) the
+            # time to connect before the old container leaves.
             with (
                 self._engine.guard(Operation.DISCONNECT_NETWORK, str(candidate.name)),
                 contextlib.suppress(docker.errors.APIError),
@@ -426,6 +433,8 @@ class DockerRunner:
                 network.disconnect(candidate, force=True)
             with self._engine.guard(Operation.CONNECT_NETWORK, str(candidate.name)):
                 network.connect(candidate, aliases=list(plan.aliases))
+            if serving is not None and _status_of(serving) in _RUNNING:
+                time.sleep(self.switch_settle)
         if serving is not None:
             # Off the network first, so no new request reaches it, then stopped and removed.
             with (
