@@ -195,10 +195,14 @@ class LocalController:
             if key is None:
                 return
             with self._lock:
-                removal = key not in self._desired and key in self._removing
+                model = self._desired.get(key)
+                removal = (model is None and key in self._removing) or (
+                    model is not None and model.workload.spec.suspend
+                )
             if removal:
-                # A removal mostly waits out a grace period: it runs in the removal pool, so
-                # pruning many models costs about one grace period, and the worker moves on.
+                # A removal (a manifest gone, or a model suspended) mostly waits out a grace
+                # period: it runs in the removal pool, so removing many models costs about one
+                # grace period, and the worker moves on.
                 # The key stays "processing" (not handed out again) until it is done.
                 try:
                     self._removals.submit(self._process_then_done, key)
