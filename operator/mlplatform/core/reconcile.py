@@ -212,6 +212,7 @@ class Reconciler:
 
     def _run(self, step: _Step, runner: Runner, workload: Workload, now: float) -> Outcome:
         previous_id = step.status.runner.workload_id if step.status.runner else None
+        previous_revision = step.status.runner.revision if step.status.runner else None
         observed = runner.observe(workload)
         self._take_restart_count(step, observed)
         if observed.state == State.EXITED:
@@ -268,7 +269,7 @@ class Reconciler:
         if applied.state == State.RUNNING and applied.rollout is not None:
             return self._updating(step, runner, workload, applied, now)
         if applied.state == State.RUNNING:
-            self._updated(step, applied)
+            self._updated(step, applied, previous_revision)
             return self._running(step, runner, workload, applied, now)
         step.condition(ConditionType.CONTAINER_RUNNING, False, Reason.CONTAINER_CREATING)
         step.not_ready(
@@ -438,20 +439,27 @@ class Reconciler:
         step.condition(ConditionType.UPDATING, True, reason, message)
         status.message = f"updating: {message}"
 
-    def _updated(self, step: _Step, applied: RunnerStatus) -> None:
-        """No update runs (any more): the Updating condition, if the model had one, says so."""
-        if step.status.condition(ConditionType.UPDATING) is None:
+    def _updated(self, step: _Step, applied: RunnerStatus, previous_revision: str | None) -> None:
+        """No update runs (any more): the Updating condition says so, and how the last went.
+
+        A replacement for a new revision always leaves its word here (with or without a gap:
+        a model whose host ports only one container can bind is replaced in place).
+        """
+        replaced = (
+            applied.action == Action.REPLACED
+            and previous_revision is not None
+            and applied.revision != previous_revision
+        )
+        if step.status.condition(ConditionType.UPDATING) is None and not replaced:
             return
         if step.status.updating and applied.action == Action.REPLACED:
             step.events.append(
                 Event("Normal", "Updated", f"{applied.workload_name} took over without a gap")
             )
-        step.condition(
-            ConditionType.UPDATING,
-            False,
-            Reason.UP_TO_DATE,
-            f"{applied.workload_name} runs the current spec",
+        message = (applied.message if replaced else "") or (
+            f"{applied.workload_name} runs the current spec"
         )
+        step.condition(ConditionType.UPDATING, False, Reason.UP_TO_DATE, message)
 
     def _record_rollout_exit(self, step: _Step, rollout: Rollout, now: float) -> None:
         """Count the new revision's death once (by its workload id) for its back-off."""
