@@ -7,15 +7,52 @@
 # 2. Model: demo/iris/Dockerfile FROM that base (the classic builder uses the local image,
 #    nothing is pulled) copies the server and the iris data and fits the tree. Seconds.
 # Skipped when the image exists with the same source hash label. Environment:
-#   DEMO_IMAGE (default mlplatform-demo/iris:1), DEBIAN_MIRROR (default deb.debian.org),
-#   DEMO_REBUILD=1 to build even when the label matches.
+#   DEMO_IMAGE (default mlplatform-demo/iris:1), DEBIAN_MIRROR (default: the Debian archive
+#   this machine's apt already uses, from /etc/apt/sources.list and sources.list.d/*.list or
+#   *.sources (deb822); else http://deb.debian.org/debian), DEMO_REBUILD=1 to build even when
+#   the label matches. Where only a local mirror is reachable, the machine's own is the one
+#   that works.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 image=${DEMO_IMAGE:-mlplatform-demo/iris:1}
 base=mlplatform-demo/python3:bookworm
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The first Debian archive (not the security archive) that apt is configured with, under
+# ${APT_ROOT} (default /, for tests).
+system_mirror() {
+  apt_mirrors | head -n 1
+}
+apt_mirrors() {
+  local apt=${APT_ROOT:-}/etc/apt files=() f
+  for f in "$apt/sources.list" "$apt"/sources.list.d/*.list; do
+    [ -r "$f" ] && files+=("$f")
+  done
+  if [ "${#files[@]}" -gt 0 ]; then
+    # One-line format: deb [options] URI suite components...
+    awk '$1 == "deb" {
+           i = 2; if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+           if ($i ~ /^https?:\/\// && $i ~ /debian\/?$/) { print $i; exit }
+         }' "${files[@]}"
+  fi
+  for f in "$apt"/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    # deb822: stanzas separated by blank lines; "URIs:" may list several.
+    awk 'BEGIN { RS = ""; FS = "\n" }
+         {
+           deb = 0; uris = ""
+           for (n = 1; n <= NF; n++) {
+             if ($n ~ /^Types:/ && $n ~ /[[:space:]]deb([[:space:]]|$)/) deb = 1
+             if ($n ~ /^URIs:/) { uris = $n; sub(/^URIs:[[:space:]]*/, "", uris) }
+           }
+           if (!deb) next
+           split(uris, list, /[[:space:]]+/)
+           for (u in list) if (list[u] ~ /^https?:\/\// && list[u] ~ /debian\/?$/) { print list[u]; exit }
+         }' "$f"
+  done
+}
+mirror=${DEBIAN_MIRROR:-$(system_mirror)}
+mirror=${mirror:-http://deb.debian.org/debian}
 cache=$root/.cache/demo
 tarball=$cache/bookworm-python3.tar
 label=dev.mlplatform.demo.source

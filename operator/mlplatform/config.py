@@ -1,8 +1,10 @@
-"""Operator settings (DESIGN.md §5): read once from the environment, then passed in.
+"""Operator settings: read once from the environment, then passed in.
 
 The names are the original service's (``RUNNERS_DOCKER_ENABLED``, ``DATA_DIR``, ...). A
-``.env`` file is read only when ``ENVIRONMENT=development`` (S10). Relative directories are
-resolved against the working directory at load time, as the original service did.
+``.env`` file is read only when ``ENVIRONMENT=development``. Each field's default and
+description live here once; ``mlplatform COMMAND --help`` prints them
+(``environment_help``). Relative directories are resolved against the working directory at
+load time, as the original service did.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -25,23 +28,62 @@ class Settings(BaseSettings):
         case_sensitive=False, frozen=True, extra="ignore", validate_by_name=True
     )
 
-    environment: str = Field(default="production", alias="ENVIRONMENT")
-    runners_docker_enabled: bool = Field(default=False, alias="RUNNERS_DOCKER_ENABLED")
+    environment: str = Field(
+        default="production",
+        alias="ENVIRONMENT",
+        description="development reads a .env file from the working folder",
+    )
+    runners_docker_enabled: bool = Field(
+        default=False,
+        alias="RUNNERS_DOCKER_ENABLED",
+        description="true: models with runner docker are started on the Docker engine",
+    )
     # S8: first host port for the debug model's ports; unset means no debug publishing.
     runners_docker_host_port_debug: int | None = Field(
-        default=None, alias="RUNNERS_DOCKER_HOST_PORT_DEBUG", ge=1, le=65535
+        default=None,
+        alias="RUNNERS_DOCKER_HOST_PORT_DEBUG",
+        ge=1,
+        le=65535,
+        description="first host port for the debug model's ports; unset: not published",
     )
     runners_docker_debug_host_ip: str = Field(
-        default="127.0.0.1", alias="RUNNERS_DOCKER_DEBUG_HOST_IP"
+        default="127.0.0.1",
+        alias="RUNNERS_DOCKER_DEBUG_HOST_IP",
+        description="host address the debug ports are published on",
     )
-    runners_docker_network: str = Field(default="services-ml", alias="RUNNERS_DOCKER_NETWORK")
+    runners_docker_network: str = Field(
+        default="services-ml",
+        alias="RUNNERS_DOCKER_NETWORK",
+        description="Docker network the model containers join",
+    )
     # docker-py's own variable, read once with the rest; None: docker-py's default socket.
-    docker_host: str | None = Field(default=None, alias="DOCKER_HOST")
+    docker_host: str | None = Field(
+        default=None,
+        alias="DOCKER_HOST",
+        description="Docker engine address; unset: the local socket",
+    )
     # Seconds docker-py waits for the engine before the runner reports it unavailable.
-    runners_docker_timeout: float = Field(default=10.0, alias="RUNNERS_DOCKER_TIMEOUT", gt=0)
-    data_dir: Path = Field(default=Path(".data"), alias="DATA_DIR")
-    mlmodels_dir: Path = Field(default=Path(".mlmodels"), alias="MLMODELS_DIR")
-    storage_dir: Path = Field(default=Path(".storage"), alias="STORAGE_DIR")
+    runners_docker_timeout: float = Field(
+        default=10.0,
+        alias="RUNNERS_DOCKER_TIMEOUT",
+        gt=0,
+        description="seconds to wait for the Docker engine before it counts as unavailable",
+    )
+    data_dir: Path = Field(
+        default=Path(".data"),
+        alias="DATA_DIR",
+        description="host folder mounted read-only at /data",
+    )
+    mlmodels_dir: Path = Field(
+        default=Path(".mlmodels"),
+        alias="MLMODELS_DIR",
+        description="host folder mounted read-only at /models",
+    )
+    storage_dir: Path = Field(
+        default=Path(".storage"),
+        alias="STORAGE_DIR",
+        description="host folder of the models' writable volumes",
+    )
     # Which controller owns the containers this process manages (label mlplatform.dev/controller):
     # an operator and a local mode on one engine never garbage-collect each other's models.
     controller: str = Field(
@@ -49,8 +91,33 @@ class Settings(BaseSettings):
         alias="MLPLATFORM_CONTROLLER",
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
+        description="controller label of the containers this process owns "
+        "(operator; local mode: local)",
     )
-    log_format: Literal["text", "json"] = Field(default="text", alias="MLPLATFORM_LOG_FORMAT")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        alias="MLPLATFORM_LOG_FORMAT",
+        description="text or json (one JSON object per log line on stderr)",
+    )
+
+    @field_validator("docker_host")
+    @classmethod
+    def _docker_address(cls, address: str | None) -> str | None:
+        if not address:
+            return None
+        parts = urlsplit(address)
+        if parts.scheme not in _DOCKER_SCHEMES:
+            raise ValueError(
+                f"{address!r} is not a Docker address (unix:///path, tcp://host:port, ssh://host)"
+            )
+        if parts.scheme in {"tcp", "http", "https", "ssh"}:
+            try:
+                port = parts.port
+            except ValueError:
+                raise ValueError(f"{address!r} has a port outside 1-65535") from None
+            if not parts.hostname or port == 0:
+                raise ValueError(f"{address!r} needs a host name and a port in 1-65535")
+        return address
 
     @field_validator("data_dir", "mlmodels_dir", "storage_dir")
     @classmethod
@@ -80,9 +147,37 @@ class Settings(BaseSettings):
             return cls(_env_file=env_file, **values)  # type: ignore[arg-type]
         except ValidationError as error:
             details = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+                f"{_alias(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in error.errors()
             )
             raise ConfigurationError(f"invalid settings: {details}") from error
 
 
 _NAMES = {str(field.alias).upper() for field in Settings.model_fields.values() if field.alias}
+_DOCKER_SCHEMES = frozenset({"unix", "tcp", "http", "https", "ssh", "npipe"})
+
+
+def _alias(loc: tuple[int | str, ...]) -> str:
+    """A settings field as the user writes it: its environment variable."""
+    name = str(loc[0]) if loc else ""
+    field_info = Settings.model_fields.get(name)
+    return str(field_info.alias) if field_info is not None and field_info.alias else name
+
+
+def environment_help(names: tuple[str, ...] | None = None) -> str:
+    """The environment variables (all, or ``names``) with their defaults, for ``--help``."""
+    lines = ["environment variables:"]
+    for field_info in Settings.model_fields.values():
+        alias = str(field_info.alias)
+        if names is not None and alias not in names:
+            continue
+        default = field_info.default
+        shown = (
+            "unset"
+            if default is None
+            else str(default).lower()
+            if isinstance(default, bool)
+            else str(default)
+        )
+        lines.append(f"  {alias:<32} {field_info.description} (default: {shown})")
+    return "\n".join(lines)

@@ -66,7 +66,7 @@ async def test_an_invalid_object_is_denied_naming_the_field_and_the_rule(
     assert response["status"]["code"] == 422
     assert response["status"]["message"] == (
         'spec.container.volumes: base name "logs" is used twice ("/storage/logs", "/logs"); '
-        "volume base names must be unique (S3)"
+        "volume base names must be unique"
     )
 
 

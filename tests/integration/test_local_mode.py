@@ -28,7 +28,7 @@ pytestmark = pytest.mark.docker
 
 def _status_items(text: str) -> dict[str, dict[str, Any]]:
     doc = json.loads(text)
-    return {item["name"]: item for item in doc["items"]}
+    return {item["metadata"]["name"]: item for item in doc["items"]}
 
 
 # --- --once -----------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def test_once_prints_one_json_document_with_output_json(local: LocalCli) -> None
     assert result.returncode == 0, result.stderr
     items = _status_items(result.stdout)
     assert items["a"]["status"]["phase"] == "Running"
-    assert items["a"]["source"].endswith("a.yaml")
+    assert items["a"]["metadata"]["annotations"]["mlplatform.dev/source"].endswith("a.yaml")
 
 
 def test_once_exits_1_quickly_when_a_model_crash_loops_or_its_image_is_missing(
@@ -104,7 +104,7 @@ def test_an_invalid_manifest_is_reported_while_the_others_run(local: LocalCli) -
 
     result = local.run("--once", "--timeout", "60")
 
-    assert f"{bad}: spec.id:" in result.stderr
+    assert f"{bad}:4: spec.id:" in result.stderr
     assert result.returncode == 1  # every model ran, but a manifest is wrong
     assert set(local.containers()) == local.ids("good")
 

@@ -108,9 +108,10 @@ GENERATED: dict[str, tuple[Callable[[], str], str]] = {
         ),
         "(yaml): line 4: more than 20000 YAML nodes",
     ),
-    "many-documents-10k.yaml": (
-        lambda: "".join("--- 1\n" for _ in range(10_000)),
-        "#10000: (document): must be an object, got integer 1",
+    # Each document claims to be an MLModel (no apiVersion, our kind), so each is judged.
+    "many-documents-6k.yaml": (
+        lambda: "".join("--- {kind: MLModel}\n" for _ in range(6_000)),
+        "#6000: metadata: must be an object, got nothing",
     ),
 }
 

@@ -19,8 +19,11 @@ from tests.security import hostile
 # Known bugs in others' modules, pinned here until fixed (strict: a fix turns them into a
 # failure that asks for the marker to go).
 CASES = hostile.corpus_cases()
-# What follows the file name on a report line: optional #DOC, the field, the message.
-_LINE = re.compile(r"(#[0-9]+)?: (?P<field>\([a-z]+\)|[A-Za-z][A-Za-z0-9_.\[\]]*): (?P<msg>.+)")
+# What follows the file name on a report line: optional #DOC, optional :LINE, the field, the
+# message.
+_LINE = re.compile(
+    r"(#[0-9]+)?(:[0-9]+)?: (?P<field>\([a-z]+\)|[A-Za-z][A-Za-z0-9_.\[\]]*): (?P<msg>.+)"
+)
 # A Python tag in the corpus would create this file if the loader ever executed it.
 PWNED = Path("/tmp/mlpt-pwned")
 
@@ -52,12 +55,14 @@ def test_each_hostile_file_is_refused_with_a_line_naming_the_field(
 
 def test_the_whole_hostile_corpus_is_refused_by_the_cli_within_memory_and_cpu_limits() -> None:
     PWNED.unlink(missing_ok=True)
-    verdict = hostile.validate_bounded(hostile.HOSTILE_DIR)
+    # Named one by one: a file found in a folder that cannot be read and never mentions the
+    # MLModel API (garbage bytes, UTF-16) is someone else's and skipped; named, it is judged.
+    verdict = hostile.validate_bounded(*(case.path for case in CASES))
     figures.add("hostile manifests tried (validate)", len(CASES))
     figures.peak("validate peak RSS over the hostile corpus (MiB)", verdict.max_rss_kib / 1024)
     assert "Traceback" not in verdict.stdout + verdict.stderr, verdict.stderr[-2000:]
     assert verdict.returncode == 1
-    assert "valid" not in verdict.stderr
+    assert verdict.lines[-1].endswith("0 other documents skipped"), verdict.lines[-1]
     for case in CASES:
         _check_report(verdict.lines, case)
     assert not PWNED.exists(), "a YAML python tag was executed"

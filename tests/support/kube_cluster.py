@@ -101,7 +101,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             singular=SINGULAR,
             namespaced=True,
             verbs=_ALL_VERBS,
-            shortnames={"mlm"},
+            shortnames={"mlpm"},
             subresources={"status"},
         )
         self.resources[CRDS] = kmock.ResourceInfo(

@@ -1,13 +1,13 @@
 """The real operator (handlers + controller + Docker runner) running against the KMock harness.
 
 ``operator_running(cluster, settings)`` builds what ``mlplatform operator`` builds — a
-``Reconciler`` over ``runner_for``, a ``Controller`` with a ``KubeApi`` pointed at the
+``Reconciler`` over ``runner_for``, an ``Operator`` with a ``KubeApi`` pointed at the
 emulator, the handlers on a fresh registry, kopf settings from ``handlers.configure`` — and
 runs it with the harness's ``running_operator`` until the block exits::
 
     async with kube_cluster() as cluster, operator_running(cluster, env.settings()) as op:
         ...
-        op.controller, op.reconciler, op.metrics are at hand.
+        op.operator, op.reconciler, op.metrics are at hand.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from mlplatform.core.metrics import Metrics
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.kube import handlers
 from mlplatform.kube.api import KubeApi
-from mlplatform.kube.controller import Controller
+from mlplatform.kube.operator import Operator
 from mlplatform.runners import select
 from mlplatform.runners.base import Runner
 from tests.support.kube_cluster import KubeCluster, running_operator
@@ -33,7 +33,7 @@ from tests.support.kube_cluster import KubeCluster, running_operator
 
 @dataclass
 class OperatorUnderTest:
-    controller: Controller
+    operator: Operator
     reconciler: Reconciler
     metrics: Metrics
     runner: Runner
@@ -56,14 +56,14 @@ def build_controller(
 
     metrics = Metrics()
     reconciler = Reconciler(runner_for, backoff=backoff, metrics=metrics)
-    controller = Controller(
+    operator = Operator(
         reconciler=reconciler,
         api=KubeApi.for_server(cluster.url, insecure=True),
         runner=runner_for("docker"),
         resync_interval=resync_interval,
         delete_timeout=delete_timeout,
     )
-    return OperatorUnderTest(controller, reconciler, metrics, runner_for("docker"))
+    return OperatorUnderTest(operator, reconciler, metrics, runner_for("docker"))
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +73,7 @@ async def operator_running(
     """The operator's handlers running in kopf against ``cluster`` until the block exits."""
     built = build_controller(cluster, settings, **options)
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, built.controller)
+    handlers.register(registry, built.operator)
     kopf_settings = handlers.configure(kopf.OperatorSettings())
     async with running_operator(cluster, registry=registry, settings=kopf_settings):
         yield built

@@ -172,4 +172,4 @@ class LocalCli:
     def status(path: Path) -> dict[str, dict[str, Any]]:
         """The status file's items by model name."""
         doc = json.loads(path.read_text())
-        return {item["name"]: item for item in doc["items"]}
+        return {item["metadata"]["name"]: item for item in doc["items"]}

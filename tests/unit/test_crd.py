@@ -13,6 +13,7 @@ import yaml
 
 from mlplatform.kube import crd
 from mlplatform.models import rules
+from mlplatform.models.status import Reason
 from tests.support import cel_harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,24 +58,63 @@ def test_the_crd_names_the_mlmodel_kind_as_the_design_says() -> None:
         "listKind": "MLModelList",
         "plural": "mlmodels",
         "singular": "mlmodel",
-        "shortNames": ["mlm"],
+        "shortNames": ["mlpm"],
     }
+    # Seldon Core v2's Model holds "mlm": a second CRD with it would make `kubectl get mlm`
+    # ambiguous on clusters that run both.
+    assert "mlm" not in spec["names"]["shortNames"]
     [version] = spec["versions"]
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
     assert version["subresources"] == {"status": {}}
 
 
-def test_kubectl_get_shows_id_runner_phase_ready_endpoint_and_age() -> None:
+def test_kubectl_get_shows_why_a_model_is_not_ready_and_the_message_when_wide() -> None:
     columns = crd.build()["spec"]["versions"][0]["additionalPrinterColumns"]
-    assert [(c["name"], c["jsonPath"]) for c in columns] == [
-        ("ID", ".spec.id"),
-        ("Runner", ".spec.runner"),
-        ("Phase", ".status.phase"),
-        ("Ready", '.status.conditions[?(@.type=="Ready")].status'),
-        ("Endpoint", ".status.endpoints[0]"),
-        ("Age", ".metadata.creationTimestamp"),
+    assert [(c["name"], c["jsonPath"], c.get("priority", 0)) for c in columns] == [
+        ("ID", ".spec.id", 0),
+        ("Runner", ".spec.runner", 0),
+        ("Phase", ".status.phase", 0),
+        ("Ready", '.status.conditions[?(@.type=="Ready")].status', 0),
+        ("Reason", '.status.conditions[?(@.type=="Ready")].reason', 0),
+        ("Endpoint", ".status.endpoints[0]", 0),
+        ("Age", ".metadata.creationTimestamp", 0),
+        ("Message", '.status.conditions[?(@.type=="Ready")].message', 1),
     ]
-    assert columns[-1]["type"] == "date"
+    assert next(c for c in columns if c["name"] == "Age")["type"] == "date"
+
+
+def _spec_nodes(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, sub in node.get("properties", {}).items():
+        yield f"{path}.{name}", sub
+        yield from _spec_nodes(sub, f"{path}.{name}")
+    if "items" in node:
+        yield from _spec_nodes(node["items"], f"{path}[]")
+
+
+def test_kubectl_explain_describes_every_spec_field() -> None:
+    schema = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    nodes = dict(_spec_nodes(schema["properties"]["spec"], "spec"))
+    assert len(nodes) >= 24
+    undescribed = [path for path, node in nodes.items() if not node.get("description")]
+    assert undescribed == []
+
+
+def _status_reasons(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reason" and isinstance(value, dict) and "type" in value:
+                yield path, value
+            yield from _status_reasons(value, f"{path}.{key}")
+
+
+def test_status_reasons_are_open_strings_in_the_crd_and_an_enum_in_python() -> None:
+    schema = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    reasons = list(_status_reasons(schema["properties"]["status"]))
+    assert len(reasons) >= 2
+    for path, node in reasons:
+        assert node["type"] == "string", path
+        assert "enum" not in node, path
+    assert len(list(Reason)) > 10
 
 
 def test_the_schema_is_structural() -> None:
@@ -93,7 +133,8 @@ def test_the_spec_requires_id_and_container_and_keeps_the_model_defaults() -> No
     assert _schema()["required"] == ["spec"]
     assert spec["required"] == ["id", "container"]
     assert container["required"] == ["image", "ports"]
-    assert spec["properties"]["runner"] == {
+    runner = spec["properties"]["runner"]
+    assert {key: value for key, value in runner.items() if key != "description"} == {
         "default": "docker",
         "enum": ["docker", "pod"],
         "type": "string",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mlplatform.models.resource import validate_object
 from tests.support import cel_harness
 
 CRD = cel_harness.load_crd()
@@ -113,3 +114,61 @@ def test_the_s3_cel_rule_compares_base_names(volumes: list[str], accepted: bool)
 def test_the_cpu_cel_rule_refuses_zero_as_the_spec_model_does(cpu: object, accepted: bool) -> None:
     messages = cel_harness.validate(_with_container(resources={"cpu": cpu}), CRD)
     assert (messages == []) is accepted, messages
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [
+        "1Ki",
+        "1Mi",
+        "5.9Mi",
+        "6Mi",
+        "6291455",
+        6291455,
+        6291456,
+        "6291456",
+        "7M",
+        "6M",
+        "512Mi",
+        "1Gi",
+        "1.5Gi",
+        "1024Ti",
+        "1025Ti",
+        "1126T",
+        "1125.8T",
+        "2000Ti",
+        2**50,
+        2**50 + 1,
+    ],
+)
+def test_the_memory_cel_rules_agree_with_the_spec_model(memory: object) -> None:
+    obj = _with_container(resources={"memory": memory})
+    accepted_by_cel = cel_harness.validate(obj, CRD) == []
+    _, problems = validate_object(obj)
+    assert accepted_by_cel is (problems == []), (memory, problems)
+
+
+@pytest.mark.parametrize(
+    "cpu",
+    [
+        "1",
+        "0.5",
+        "250m",
+        1024,
+        1025,
+        "1024",
+        "1024.0",
+        "1024.001",
+        "1025",
+        "1024000m",
+        "1024001m",
+        "2000",
+        "0.001",
+        "1m",
+    ],
+)
+def test_the_cpu_cel_rules_agree_with_the_spec_model(cpu: object) -> None:
+    obj = _with_container(resources={"cpu": cpu})
+    accepted_by_cel = cel_harness.validate(obj, CRD) == []
+    _, problems = validate_object(obj)
+    assert accepted_by_cel is (problems == []), (cpu, problems)

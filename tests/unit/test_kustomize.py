@@ -59,3 +59,66 @@ def test_every_rendered_document_passes_kubernetes_validate_strictly(
             failures.append(f"{where}: {error}")
     assert failures == []
     assert rendered
+
+
+def _render(folder: str) -> list[dict[str, Any]]:
+    assert KUBECTL is not None
+    result = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def _operator(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def test_the_operator_is_ready_only_when_the_webhook_port_answers(
+    rendered: list[dict[str, Any]],
+) -> None:
+    container = _operator(rendered)
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "webhook"}
+    assert {"name": "webhook", "containerPort": 9443} in container["ports"]
+
+
+def test_peering_replicas_get_distinct_priorities_and_the_docs_say_so() -> None:
+    from mlplatform.cli import _parser
+    from mlplatform.kube import options
+
+    container = _operator(_render("manifests/overlays/peering"))
+    args = container["args"]
+    assert "--standalone" not in args
+    # No fixed priority: every replica computes its own ("auto").
+    assert not any(arg.startswith("--priority") for arg in args)
+    parsed = _parser().parse_args(args)
+    first = options.priority(parsed, now=1_800_000_000.0, pid=7)
+    second = options.priority(parsed, now=1_800_000_020.0, pid=7)
+    same_second = options.priority(parsed, now=1_800_000_000.0, pid=8)
+    assert first > second > 0  # the earlier start leads; the later one waits
+    assert same_second != first
+    docs = (ROOT / "docs" / "operator.md").read_text()
+    assert "--priority" in docs and "waits" in docs
+
+
+def test_the_monitoring_overlay_scrapes_the_metrics_port() -> None:
+    docs = _render("manifests/overlays/monitoring")
+    [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    [service] = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("metrics")
+    ]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"] == "metrics"
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert {"name": "metrics", "containerPort": 9090} in _operator(docs)["ports"]
+    version = kubernetes_validate.latest_version()
+    kubernetes_validate.validate(service, version, strict=True)

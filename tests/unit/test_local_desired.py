@@ -79,7 +79,7 @@ def test_invalid_documents_are_reported_and_other_kinds_noted(tmp_path: Path) ->
     state = desired.load([path])
 
     assert list(state.models) == ["default/ok"]
-    assert len(state.problems) == 1 and state.problems[0].startswith(f"{path}#2: spec.id: ")
+    assert len(state.problems) == 1 and state.problems[0].startswith(f"{path}#2:21: spec.id: ")
     assert state.notes == [f"{path}#3: ignored (kind ConfigMap)"]
 
 

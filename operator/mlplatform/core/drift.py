@@ -1,9 +1,9 @@
 """One watcher of the runner's event stream for the whole process, feeding drift repair.
 
-It runs in a thread, calls ``on_event`` for every event about a managed workload (the
-adapter queues a reconcile of its owner), and reconnects with a capped back-off when the
-engine goes away — calling ``on_reconnect`` once it is back, so the adapter can resync
-everything it may have missed. ``stop`` ends it from any thread.
+An event source of the controller: it runs in a thread, calls ``on_event`` for every event
+about a managed workload (the controller queues its owner's key), and reconnects with the
+controller's back-off when the engine goes away — calling ``on_reconnect`` once it is back,
+so that a resync finds what it may have missed. ``stop`` ends it from any thread.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 from mlplatform import errors
-from mlplatform.core.backoff import BackoffPolicy
+from mlplatform.core.backoff import RETRY, BackoffPolicy
 from mlplatform.runners.base import EventStream, Runner, RunnerEvent
 
 log = logging.getLogger(__name__)
@@ -26,12 +26,12 @@ class DriftWatcher:
         on_event: Callable[[RunnerEvent], None],
         *,
         on_reconnect: Callable[[], None] | None = None,
-        backoff: BackoffPolicy | None = None,
+        retry: BackoffPolicy = RETRY,
     ) -> None:
         self._runner = runner
         self._on_event = on_event
         self._on_reconnect = on_reconnect
-        self._backoff = backoff or BackoffPolicy(base=0.5, cap=10.0)
+        self._retry = retry
         self._stopped = threading.Event()
         self._stream: EventStream | None = None
         self._lock = threading.Lock()
@@ -57,7 +57,7 @@ class DriftWatcher:
             except errors.RunnerError as error:
                 failures += 1
                 log.debug("Event stream unavailable: %s", error)
-                self._stopped.wait(max(self._backoff.delay(failures), self._backoff.base))
+                self._stopped.wait(self._retry.retry(failures))
                 continue
             with self._lock:
                 self._stream = stream
@@ -79,4 +79,4 @@ class DriftWatcher:
                     self._stream = None
             if not self._stopped.is_set():
                 failures += 1
-                self._stopped.wait(max(self._backoff.delay(failures), self._backoff.base))
+                self._stopped.wait(self._retry.retry(failures))

@@ -5,13 +5,25 @@ mlplatform_reconcile_duration_seconds         how long one reconcile took
 mlplatform_models{phase}                      models by phase
 mlplatform_container_restarts_total           containers restarted after dying or vanishing
 mlplatform_runner_errors_total{error}         runner (Docker API) errors by type
+
+With them, on the same registry, the standard collectors every Prometheus client exports:
+``process_*`` (CPU seconds, resident memory, open file descriptors, start time),
+``python_info`` and ``python_gc_*``.
 """
 
 from __future__ import annotations
 
 import threading
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.gc_collector import GCCollector
 
 from mlplatform.models.status import Phase
 
@@ -21,6 +33,10 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        if registry is None:
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
         self.reconciles = Counter(
             "mlplatform_reconcile", "Reconciles by result", ["result"], registry=self.registry
         )

@@ -70,9 +70,27 @@ PRINTER_COLUMNS: Final[list[dict[str, Any]]] = [
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
     },
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+    },
     {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoints[0]"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Message",
+        "type": "string",
+        "priority": 1,
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].message',
+    },
 ]
+# Condition and failure reasons are open strings in the API (as Kubernetes conventions say):
+# a newer operator may write a reason an older CRD does not list. The Python enum stays.
+_OPEN_STRINGS: Final = frozenset({"reason"})
+_OPEN_REASON: Final = (
+    "Why, in one CamelCase word (e.g. ImagePullFailed, CrashLoop, Ready). An open set: "
+    "clients must accept reasons they do not know."
+)
 
 _DROPPED_KEYS: Final = frozenset({"title", "$defs"})
 
@@ -90,7 +108,7 @@ def build() -> dict[str, Any]:
         "type": "object",
         "description": (
             "A machine-learning model server that the mlplatform operator keeps running "
-            "(one container per model on a Docker engine)."
+            "(one container per model)."
         ),
         "required": ["spec"],
         "properties": {
@@ -176,9 +194,13 @@ def _structural(
                 out[key] = convert(value, (*where, "[]"))
             elif key == "description":
                 out[key] = _description(value)
+            elif key == "enum" and not keep_defaults and where[-1:] and where[-1] in _OPEN_STRINGS:
+                continue
             else:
                 out[key] = copy.deepcopy(value)
         out.update(copy.deepcopy(_LIST_TYPES.get(where, {})))
+        if not keep_defaults and where[-1:] and where[-1] in _OPEN_STRINGS:
+            out["description"] = _OPEN_REASON
         return out
 
     return convert(root, path)

@@ -1,11 +1,11 @@
-"""The kopf handlers of the operator: thin adapters from kopf's causes to the ``Controller``.
+"""The kopf handlers of the operator: thin adapters from kopf's causes to the ``Operator``.
 
-- a daemon per MLModel runs ``Controller.serve``, the level-based loop (spawned for objects
-  that exist at start-up and for new ones; stopped when an object is marked for deletion);
-- ``on.update`` of ``spec`` wakes that loop at once (kopf has already refreshed the body the
-  daemon reads);
-- ``on.delete`` removes the container, bounded in time (kopf holds its finalizer meanwhile);
-- start-up / clean-up activities start and stop the drift watcher and garbage collector.
+- ``on.event``: every watch event of an MLModel (the initial listing too) feeds the store,
+  which enqueues the key when the change calls for a reconcile; no per-object task;
+- ``on.delete``: waits, bounded in time, until the controller removed the container (kopf
+  holds its finalizer meanwhile);
+- start-up / clean-up activities start and stop the controller (workers, event stream,
+  resync).
 
 ``configure`` sets what the operator keeps on objects: a ``mlplatform.dev`` finalizer and
 kopf's bookkeeping in ``mlplatform.dev`` annotations, so that ``status`` is ours alone.
@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from mlplatform.kube.controller import Controller, Logger
+from mlplatform.kube.operator import Operator
 from mlplatform.models.spec import API_GROUP, API_VERSION, PLURAL
 
 RESOURCE = (API_GROUP, API_VERSION, PLURAL)
@@ -37,27 +37,21 @@ def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     return settings
 
 
-def register(registry: kopf.OperatorRegistry, controller: Controller) -> None:
-    """Register the reconcile handlers for ``controller`` on ``registry``."""
+def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
+    """Register the handlers feeding ``operator`` on ``registry``."""
 
     @kopf.on.startup(id="start-controller", registry=registry)
     async def start_controller(**_: Any) -> None:
-        await controller.start()
+        await operator.start()
 
     @kopf.on.cleanup(id="stop-controller", registry=registry)
     async def stop_controller(**_: Any) -> None:
-        await controller.stop()
+        await operator.stop()
 
-    @kopf.daemon(*RESOURCE, id="reconcile", registry=registry, cancellation_timeout=30)
-    async def reconcile(
-        body: kopf.Body, stopped: kopf.DaemonStopped, logger: Logger, **_: Any
-    ) -> None:
-        await controller.serve(body=body, stopped=stopped, logger=logger)
-
-    @kopf.on.update(*RESOURCE, field="spec", id="spec-changed", registry=registry)
-    async def spec_changed(uid: str, **_: Any) -> None:
-        controller.wake(uid)
+    @kopf.on.event(*RESOURCE, id="observe", registry=registry)
+    async def observe(type: str | None, body: kopf.Body, **_: Any) -> None:
+        operator.observe(type, body)
 
     @kopf.on.delete(*RESOURCE, id="remove", registry=registry)
-    async def remove(body: kopf.Body, logger: Logger, **_: Any) -> None:
-        await controller.remove(body=body, logger=logger)
+    async def remove(body: kopf.Body, **_: Any) -> None:
+        await operator.remove(body)

@@ -2,7 +2,8 @@
 
 Builds, once for the process: the settings (environment, DESIGN.md §5), one runner per kind,
 the ``Reconciler`` with its Prometheus metrics (served on ``--metrics-port``), the
-``Controller`` and its handlers, the admission webhooks when ``--webhook-port`` is given; then
+``Operator`` (store, sink, controller) and its handlers, the admission webhooks when
+``--webhook-port`` is given; then
 runs ``kopf.operator`` until SIGINT/SIGTERM. One replica is active at a time through kopf's
 peering (``--peering``, default ``mlplatform``; the peering object is created when missing);
 ``--standalone`` turns that off. kopf logs in with the kubeconfig (``KUBECONFIG`` honoured)
@@ -24,8 +25,9 @@ from mlplatform.config import Settings
 from mlplatform.core.metrics import Metrics
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.kube import handlers
+from mlplatform.kube import options as kube_options
 from mlplatform.kube.api import KubeApi, PeeringUnavailable, ensure_peering
-from mlplatform.kube.controller import Controller
+from mlplatform.kube.operator import Operator
 from mlplatform.runners import select
 
 log = logging.getLogger("mlplatform.operator")
@@ -58,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
-    namespaces: list[str] = list(args.namespace or [])
+    namespaces = kube_options.namespaces(args)
     api = KubeApi.from_environment()
-    controller = Controller(
+    operator = Operator(
         reconciler=Reconciler(runners, metrics=metrics),
         api=api,
         runner=docker_runner,
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         delete_timeout=args.delete_timeout,
     )
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, controller)
+    handlers.register(registry, operator)
     # A registry of our own has none of kopf's implicit logins: log in as the official client
     # does (in-cluster service account, else the kubeconfig; KUBECONFIG honoured).
     kopf.on.login(id="login", registry=registry)(kopf.login_via_client)
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             settings=kopf_settings,
             standalone=args.standalone,
             peering_name=None if args.standalone else args.peering,
+            priority=kube_options.priority(args),
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=args.liveness or None,

@@ -6,9 +6,12 @@ of the API server (like the kubelet's static pods). Exit codes:
     0  watch mode stopped by SIGINT/SIGTERM (the models keep running); ``--once``: every
        model is Running (and Ready where it has a probe), or Stopped when suspended;
        ``--down``: every container of the manifests is gone
-    1  ``--once``: a model failed or was not ready within ``--timeout``, or a manifest is
-       invalid; ``--down``: a container could not be removed
-    2  the settings are invalid, or no manifest was found at all
+    1  ``--once``: a model failed or was not ready within ``--timeout``, a manifest is
+       invalid, or the engine did not answer (after ``RUNNERS_DOCKER_TIMEOUT`` and one
+       retry); ``--down``: a container could not be removed
+    2  the settings or options are invalid (also: debug ports that would pass 65535), or
+       no manifest was found at all
+    130/143  interrupted by SIGINT/SIGTERM during ``--once`` or ``--down``
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from mlplatform import errors
+from mlplatform import errors, logs
 from mlplatform.config import Settings
+from mlplatform.core.controller import REMOVAL_WORKERS
 from mlplatform.core.reconcile import Reconciler
-from mlplatform.local import desired
+from mlplatform.local import desired, preflight
 from mlplatform.local.loop import LocalController
 from mlplatform.local.report import Reporter, read_status_file
 from mlplatform.runners import select
 
-log = logging.getLogger("mlplatform.local")
+log = logging.getLogger(__name__)
 
 LOCAL_CONTROLLER = "local"
 
@@ -51,12 +55,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    root = logging.getLogger("mlplatform")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    logs.configure(settings.log_format)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,6 +91,23 @@ def run(args: argparse.Namespace) -> int:
     state = controller.load()
     for note in state.notes:
         log.info("Ignored %s", note)
+    warnings, refusals = preflight.debug_checks(state.models.values(), settings)
+    for line in warnings:
+        log.warning("%s", line)
+    for line in refusals:
+        log.error("%s", line)
+    if refusals:
+        return 2
+    if args.once and settings.runners_docker_enabled:
+        problem = preflight.engine_problem(runners("docker"))
+        if problem is not None:
+            log.error(
+                "The Docker engine did not answer within RUNNERS_DOCKER_TIMEOUT=%gs and one "
+                "retry (%s); giving up",
+                settings.runners_docker_timeout,
+                problem,
+            )
+            return 1
     if not state.models and not state.problems:
         log.error("No MLModel manifests found in %s", " ".join(map(str, paths)))
         if args.once:
@@ -137,9 +153,9 @@ def watch(controller: LocalController, reporter: Reporter) -> int:
     return 0
 
 
-# Models removed at once by ``--down``: stops mostly wait out grace periods, so many run
-# together (bounded, so a folder of thousands does not open thousands of connections).
-DOWN_CONCURRENCY = 64
+# Models removed at once by ``--down``: as many as the controller's removal pool (stops
+# mostly wait out grace periods; bounded, so thousands do not open thousands of connections).
+DOWN_CONCURRENCY = REMOVAL_WORKERS
 
 
 def down(paths: list[Path], reconciler: Reconciler) -> int:

@@ -1,10 +1,12 @@
 """What ``mlplatform local`` tells its user, and when: only when something changed.
 
-- ``--output table`` (default): the ``kubectl get mlm``-like table on stdout, re-printed when
+- ``--output table`` (default): the ``kubectl get mlpm``-like table on stdout, re-printed when
   a cell other than AGE changes (watch mode), or once at the end (``--once``).
-- ``--output json``: one compact JSON document (an ``MLModelList``: every model's name,
-  namespace, source file, spec, generation and full status, plus the manifest problems) per
-  line on stdout, each time it changes.
+- ``--output wide`` (``--wide``): the same table with the whole status message.
+- ``--output json``: one compact JSON document (an ``MLModelList`` whose items look like the
+  API objects: ``metadata`` with name, namespace, generation and the source file as the
+  ``mlplatform.dev/source`` annotation, ``spec``, ``status``; plus the manifest problems)
+  per line on stdout, each time it changes.
 - ``--status-file PATH``: the same JSON document, pretty-printed, replaced atomically on
   every change (any output mode). It is also read back at start-up, so a restarted process
   keeps its models' back-off and restart counts.
@@ -27,7 +29,7 @@ from mlplatform.local import table
 from mlplatform.local.table import Row
 from mlplatform.models.status import MLModelStatus
 
-log = logging.getLogger("mlplatform.local")
+log = logging.getLogger(__name__)
 
 Snapshot = Callable[[], tuple[list[Row], list[str], list[str]]]
 
@@ -67,9 +69,9 @@ class Reporter:
                 if self._live and self._output == "json":
                     self._print(text)
             fingerprint = (table.fingerprint(rows), tuple(problems))
-            if self._live and self._output == "table" and fingerprint != self._last_table:
+            if self._live and self._output != "json" and fingerprint != self._last_table:
                 self._last_table = fingerprint
-                self._print(table.render(rows) if rows else "No MLModels in the manifests.")
+                self._print(self._table(rows))
 
     def final(self) -> None:
         """Print the status once more, whatever changed (``--once``, and on exit)."""
@@ -80,7 +82,12 @@ class Reporter:
             if self._output == "json":
                 self._print(json.dumps(doc, sort_keys=True))
             else:
-                self._print(table.render(rows) if rows else "No MLModels in the manifests.")
+                self._print(self._table(rows))
+
+    def _table(self, rows: list[Row]) -> str:
+        if not rows:
+            return "No MLModels in the manifests."
+        return table.render(rows, wide=self._output == "wide")
 
     def _announce_debug(self, rows: list[Row]) -> None:
         for row in rows:
@@ -92,7 +99,7 @@ class Reporter:
 
     def _print(self, text: str) -> None:
         print(text, file=self._stream, flush=True)
-        if self._output == "table":
+        if self._output != "json":
             print(file=self._stream, flush=True)
 
     def _write_status_file(self, doc: dict[str, Any]) -> None:
@@ -101,7 +108,6 @@ class Reporter:
         path = self._status_file
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             temporary.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
             os.replace(temporary, path)
         except OSError as error:
@@ -117,7 +123,9 @@ def read_status_file(path: Path | None) -> dict[str, MLModelStatus]:
         statuses = {}
         for item in doc.get("items", []):
             if item.get("status"):
-                key = f"{item['namespace']}/{item['name']}"
+                # Items are API-object shaped; files of older versions had the names on top.
+                names = item.get("metadata", item)
+                key = f"{names['namespace']}/{names['name']}"
                 statuses[key] = MLModelStatus.model_validate(item["status"])
         return statuses
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:

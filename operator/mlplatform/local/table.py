@@ -1,20 +1,39 @@
-"""How local mode shows its models: a table like ``kubectl get mlm``, or JSON for tools.
+"""How local mode shows its models: a table like ``kubectl get mlpm``, or JSON for tools.
 
-The table has the CRD's printer columns (ID, Runner, Phase, Ready, Endpoint, Age) plus the
-namespace and the status message. ``fingerprint`` is the table without the AGE column, so a
-caller re-prints only when something a user would notice changed.
+The table has the CRD's printer columns (ID, Runner, Phase, Ready, Reason, Endpoint, Age) plus
+the namespace and the status message, cut to fit; ``wide`` shows the message whole (as
+``kubectl get -o wide`` does). AGE is the workload's age (the container's start) when the
+runner reports it, else the time since the model was first seen. ``fingerprint`` is the table
+without the AGE column, so a caller re-prints only when something a user would notice changed.
+
+The JSON document is an ``MLModelList`` whose items look like the API objects
+(``apiVersion``, ``kind``, ``metadata``, ``spec``, ``status``), so ``jq`` recipes written
+for ``kubectl get mlmodels -o json`` work on it too.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mlplatform.local.desired import DesiredModel
 from mlplatform.models.status import ConditionType, MLModelStatus
 
-COLUMNS = ("NAMESPACE", "NAME", "ID", "RUNNER", "PHASE", "READY", "ENDPOINT", "AGE", "MESSAGE")
+COLUMNS = (
+    "NAMESPACE",
+    "NAME",
+    "ID",
+    "RUNNER",
+    "PHASE",
+    "READY",
+    "REASON",
+    "ENDPOINT",
+    "AGE",
+    "MESSAGE",
+)
+SOURCE_ANNOTATION = "mlplatform.dev/source"
 MESSAGE_WIDTH = 80
 
 
@@ -43,11 +62,32 @@ def _ready(status: MLModelStatus | None) -> str:
     return condition.status if condition is not None else "Unknown"
 
 
-def _cells(row: Row, now: float) -> list[str]:
+def _reason(status: MLModelStatus | None) -> str:
+    if status is None:
+        return ""
+    condition = status.condition(ConditionType.READY)
+    return str(condition.reason) if condition is not None else ""
+
+
+def created_at(row: Row) -> float:
+    """When the workload started (the runner's ``startedAt``), else when first seen."""
+    runner = row.status.runner if row.status is not None else None
+    started = getattr(runner, "started_at", None)
+    if started is None and isinstance(runner, dict):
+        started = runner.get("startedAt")
+    if isinstance(started, str):
+        try:
+            return datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return row.since
+
+
+def _cells(row: Row, now: float, *, wide: bool = False) -> list[str]:
     status = row.status
     owner = row.model.workload.owner
-    message = (status.message if status else "") or ""
-    if len(message) > MESSAGE_WIDTH:
+    message = " ".join(((status.message if status else "") or "").split())
+    if not wide and len(message) > MESSAGE_WIDTH:
         message = message[: MESSAGE_WIDTH - 1] + "…"
     return [
         owner.namespace,
@@ -56,16 +96,17 @@ def _cells(row: Row, now: float) -> list[str]:
         row.model.workload.spec.runner,
         status.phase.value if status else "Pending",
         _ready(status),
+        _reason(status),
         (status.endpoints[0] if status and status.endpoints else ""),
-        age(now - row.since),
+        age(now - created_at(row)),
         message,
     ]
 
 
-def render(rows: list[Row], now: float | None = None) -> str:
+def render(rows: list[Row], now: float | None = None, *, wide: bool = False) -> str:
     """The table, columns padded to their widest cell; one line per model."""
     at = time.time() if now is None else now
-    lines = [list(COLUMNS)] + [_cells(row, at) for row in rows]
+    lines = [list(COLUMNS)] + [_cells(row, at, wide=wide) for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     return "\n".join(
         "   ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
@@ -88,15 +129,25 @@ def document(rows: list[Row], problems: list[str], notes: list[str]) -> dict[str
         "kind": "MLModelList",
         "items": [
             {
-                "name": row.model.workload.owner.name,
-                "namespace": row.model.workload.owner.namespace,
-                "source": row.model.source,
+                "apiVersion": "mlplatform.dev/v1alpha1",
+                "kind": "MLModel",
+                "metadata": {
+                    "name": row.model.workload.owner.name,
+                    "namespace": row.model.workload.owner.namespace,
+                    "uid": row.model.workload.owner.uid,
+                    "generation": row.model.generation,
+                    "creationTimestamp": _timestamp(row.since),
+                    "annotations": {SOURCE_ANNOTATION: row.model.source},
+                },
                 "spec": row.model.workload.spec.to_wire(),
-                "generation": row.model.generation,
-                "status": row.status.to_wire() if row.status else None,
+                "status": row.status.to_wire() if row.status else {},
             }
             for row in rows
         ],
         "problems": list(problems),
         "notes": list(notes),
     }
+
+
+def _timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

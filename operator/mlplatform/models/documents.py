@@ -7,6 +7,8 @@ anchors and aliases (so a "billion laughs" document cannot expand), refuses dupl
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from mlplatform.models.resource import Problem, ValidMLModel, is_mlmodel, validate_object
-from mlplatform.models.spec import API_GROUP
+from mlplatform.models.resource import Problem, ValidMLModel, validate_object
+from mlplatform.models.spec import API_GROUP, KIND
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -91,16 +93,31 @@ _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
 
 def parse_yaml(text: str) -> list[Any]:
     """Every document of a YAML stream as plain data (empty documents dropped)."""
+    return [data for data, _ in parse_yaml_with_lines(text)]
+
+
+Lines = dict[tuple[str | int, ...], int]
+
+
+def parse_yaml_with_lines(text: str) -> list[tuple[Any, Lines]]:
+    """Every document with the 1-based line of each field path (``("spec", "id") -> 7``)."""
     if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
         raise ManifestError(f"larger than {MAX_FILE_BYTES // 1024} KiB")
     loader: _BoundedLoader | None = None
     try:
         # The reader refuses control characters already in the constructor: inside the try.
         loader = _BoundedLoader(text)
-        documents = []
-        while loader.check_data():  # type: ignore[no-untyped-call]
-            documents.append(loader.get_data())
-        return [doc for doc in documents if doc is not None]
+        documents: list[tuple[Any, Lines]] = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            data = loader.construct_document(node)
+            if data is not None:
+                lines: Lines = {}
+                _index_lines(node, (), lines)
+                documents.append((data, lines))
+        return documents
     except yaml.YAMLError as error:
         raise ManifestError(f"not valid YAML: {_one_line(error)}") from error
     except RecursionError as error:
@@ -115,9 +132,61 @@ def parse_yaml(text: str) -> list[Any]:
             loader.dispose()
 
 
+def _index_lines(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                here = (*path, str(key.value))
+                lines[here] = key.start_mark.line + 1
+                _index_lines(value, here, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            here = (*path, index)
+            lines[here] = item.start_mark.line + 1
+            _index_lines(item, here, lines)
+
+
+_PATH_PART = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
+
+
+def _field_path(field_name: str) -> tuple[str | int, ...]:
+    """``spec.container.ports[1]`` → ``("spec", "container", "ports", 1)``."""
+    parts: list[str | int] = []
+    for match in _PATH_PART.finditer(field_name):
+        parts.append(int(match.group(1)) if match.group(1) is not None else match.group(2))
+    return tuple(parts)
+
+
+def is_ours(obj: object) -> bool:
+    """Whether a document belongs to the MLModel API: its ``apiVersion`` group is ours.
+
+    A document without ``apiVersion`` that names our kind is ours too (a forgotten line
+    must be reported, not skipped); everything else (a Service, a ``package.json``, a
+    compose file) is someone else's.
+    """
+    if not isinstance(obj, dict):
+        return isinstance(obj, list) and any(is_ours(item) for item in obj)
+    api_version = obj.get("apiVersion")
+    if api_version is None:
+        return obj.get("kind") in {KIND, f"{KIND}List"}
+    return isinstance(api_version, str) and api_version.split("/", 1)[0] == API_GROUP
+
+
+def _list_items(obj: object) -> list[Any] | None:
+    """The items of a ``List`` (``kubectl get -o yaml``) or an ``MLModelList``; else None."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("items"), list):
+        return None
+    kind = obj.get("kind")
+    if kind == f"{KIND}List" and is_ours(obj):
+        return list(obj["items"])
+    if kind == "List" and obj.get("apiVersion") == "v1":
+        return list(obj["items"])
+    return None
+
+
 @dataclass(frozen=True)
 class Document:
-    """One document of a manifest file, valid or not."""
+    """One document of a manifest file (or one item of a ``List``), valid or not."""
 
     source: str
     index: int  # 1-based within the file
@@ -125,61 +194,118 @@ class Document:
     model: ValidMLModel | None = None
     problems: list[Problem] = field(default_factory=list)
     kind: str | None = None
+    item: int | None = None  # index in the document's ``items`` when read from a List
+    lines: Lines = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def where(self) -> str:
+        if self.item is not None:
+            return f"{self.source}#{self.index}.items[{self.item}]"
         return f"{self.source}#{self.index}" if self.count > 1 else self.source
 
+    def line_of(self, problem: Problem) -> int | None:
+        """The line of the problem's field, or of its nearest parent the YAML has."""
+        path = _field_path(problem.field)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
     def report(self) -> list[str]:
-        """``FILE[#DOC]: FIELD: MESSAGE`` lines, one per problem."""
-        return [f"{self.where}: {problem}" for problem in self.problems]
+        """``FILE[#DOC][:LINE]: FIELD: MESSAGE`` lines, one per problem."""
+        lines = []
+        for problem in self.problems:
+            line = self.line_of(problem)
+            where = f"{self.where}:{line}" if line is not None else self.where
+            lines.append(f"{where}: {problem}")
+        return lines
 
 
-def read_documents(path: Path) -> list[Document]:
-    """The MLModel documents of one file; other kinds are returned with ``model=None``."""
+def read_documents(path: Path, *, named: bool = True) -> list[Document]:
+    """The documents of one file; documents that are not ours come back with ``model=None``.
+
+    ``named=False`` (a file found in a folder, not named by the user): a file that cannot be
+    read as YAML and never mentions the MLModel API is someone else's and is skipped (one
+    document of kind ``None``), not reported.
+    """
     source = str(path)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
+            return [_unreadable(source, "(yaml)", f"larger than {MAX_FILE_BYTES // 1024} KiB")]
+        raw = path.read_bytes()
+    except OSError as error:
+        return [_unreadable(source, "(file)", f"cannot be read: {_one_line(error)}")]
+    return read_text(raw, source, named=named)
+
+
+def read_text(raw: bytes, source: str, *, named: bool = True) -> list[Document]:
+    """Like ``read_documents`` for bytes already read (standard input)."""
+    try:
+        if len(raw) > MAX_FILE_BYTES:
             raise ManifestError(f"larger than {MAX_FILE_BYTES // 1024} KiB")
-        docs = parse_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        return [
-            Document(
-                source, 1, 1, problems=[Problem("(file)", f"cannot be read: {_one_line(error)}")]
-            )
-        ]
+        docs = parse_yaml_with_lines(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        if not named and not _mentions_us(raw):
+            return [Document(source, 1, 1)]
+        return [_unreadable(source, "(file)", f"cannot be read: {_one_line(error)}")]
     except ManifestError as error:
-        return [Document(source, 1, 1, problems=[Problem("(yaml)", str(error))])]
-    result = []
-    for index, obj in enumerate(docs, start=1):
-        if not is_mlmodel(obj):
-            kind = obj.get("kind") if isinstance(obj, dict) else None
-            in_our_group = isinstance(obj, dict) and str(obj.get("apiVersion", "")).startswith(
-                f"{API_GROUP}/"
-            )
-            # Another kind (a Service...) is not ours to judge; a typo in ours (`kind: Model`
-            # under mlplatform.dev) is, or a pipeline would pass what the cluster refuses.
-            if isinstance(obj, dict) and isinstance(kind, str) and not in_our_group:
-                result.append(Document(source, index, len(docs), kind=kind))
-                continue
-        model, problems = validate_object(obj)
-        result.append(
-            Document(source, index, len(docs), model=model, problems=problems, kind="MLModel")
-        )
+        if not named and not _mentions_us(raw):
+            return [Document(source, 1, 1)]
+        return [_unreadable(source, "(yaml)", str(error))]
+    result: list[Document] = []
+    for index, (obj, lines) in enumerate(docs, start=1):
+        items = _list_items(obj)
+        if items is None:
+            result.append(_judge(obj, source, index, len(docs), lines=lines))
+            continue
+        for number, item in enumerate(items):
+            prefix = ("items", number)
+            own = {path[2:]: line for path, line in lines.items() if path[:2] == prefix}
+            result.append(_judge(item, source, index, len(docs), lines=own, item=number))
     return result
 
 
+def _judge(
+    obj: object, source: str, index: int, count: int, *, lines: Lines, item: int | None = None
+) -> Document:
+    if not is_ours(obj):
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        return Document(
+            source, index, count, kind=kind if isinstance(kind, str) else None, item=item
+        )
+    model, problems = validate_object(obj)
+    return Document(
+        source, index, count, model=model, problems=problems, kind=KIND, item=item, lines=lines
+    )
+
+
+def _unreadable(source: str, what: str, message: str) -> Document:
+    return Document(source, 1, 1, problems=[Problem(what, message)], kind=KIND)
+
+
+def _mentions_us(raw: bytes) -> bool:
+    return API_GROUP.encode() in raw or KIND.encode() in raw
+
+
 def manifest_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files named directly, and YAML/JSON files found (recursively, sorted) in folders."""
+    """Files named directly, and YAML/JSON files found (recursively, sorted) in folders.
+
+    Hidden files and folders (``.git``, ``.venv``, ``.github``) are skipped unless named.
+    """
     for path in paths:
         if path.is_dir():
-            yield from sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix in MANIFEST_SUFFIXES and not p.name.startswith(".")
-            )
+            yield from sorted(_walk(path))
         else:
             yield path
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES):
+                yield Path(root) / name
 
 
 def _one_line(error: BaseException) -> str:

@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from mlplatform.models import rules
 
-_MEMORY_SUFFIXES = {
+MEMORY_SUFFIXES = {
     "": 1,
     "k": 10**3,
     "M": 10**6,
@@ -48,7 +48,7 @@ def parse_memory(value: str | int) -> int | None:
             return None
         number, suffix = value[: len(value) - len(match.group(2) or "")], match.group(2) or ""
         try:
-            size = int(Decimal(number) * _MEMORY_SUFFIXES[suffix])
+            size = int(Decimal(number) * MEMORY_SUFFIXES[suffix])
         except InvalidOperation:
             return None
     return size

@@ -199,7 +199,24 @@ def _problems(error: ValidationError, prefix: str) -> list[Problem]:
         if (path, message) not in seen:
             seen.add((path, message))
             problems.append(Problem(path, message))
-    return problems
+    return _merge_union_types(problems)
+
+
+def _merge_union_types(problems: list[Problem]) -> list[Problem]:
+    """One line for a quantity of the wrong type (``cpu: 0.5``), not one per union branch."""
+    merged: list[Problem] = []
+    for problem in problems:
+        first = next((p for p in merged if p.field == problem.field), None)
+        pair = {first.message.split(",")[0], problem.message.split(",")[0]} if first else set()
+        if first is not None and pair == {"must be a string", "must be an integer"}:
+            got = problem.message.split(", got ", 1)[-1]
+            hint = f' (quote it: "{got.split(" ", 1)[-1]}")' if got.startswith("number") else ""
+            merged[merged.index(first)] = Problem(
+                problem.field, f"must be a string or an integer, got {got}{hint}"
+            )
+            continue
+        merged.append(problem)
+    return merged
 
 
 def _message(detail: Any, loc: list[Any]) -> str:

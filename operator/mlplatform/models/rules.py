@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# S1: `spec.id` is `name:version`. The id names a Docker container (`<name>-<version>`),
+# Safe ids: `spec.id` is `name:version`. The id names a Docker container (`<name>-<version>`),
 # a DNS name on the models' network (`http://<name>-<version>:<port>`) and two nested
 # storage folders (`STORAGE_DIR/services-ml/<name>/<version>`), so each part must be safe
 # for all three: lower-case DNS-1123 characters, no `/`, no `..`, no spaces, bounded length.
@@ -20,12 +20,14 @@ ID_PATTERN: Final = rf"^{ID_NAME_PATTERN}:{ID_VERSION_PATTERN}$"
 # A container name `<name>-<version>` must fit a DNS label (63) so endpoints resolve.
 ID_MAX_LENGTH: Final = 64  # name + ":" + version, so that name + "-" + version <= 63
 ID_RULE: Final = (
-    'must be "name:version" (S1): name is lower-case letters, digits and "-", '
+    'must be "name:version": name is lower-case letters, digits and "-", '
     'version is dot-separated parts of the same kind (a DNS-1123 subdomain, so no "..", '
     '"/", "_" or spaces), at most 64 characters in all'
 )
+# The short form, after a message that already said what is wrong.
+ID_RULE_SHORT: Final = 'an id is "name:version" in lower-case letters, digits, "-" and "."'
 
-# Volumes (S3, S7): absolute container paths made of plain segments.
+# Volumes: absolute container paths made of plain segments.
 VOLUME_SEGMENT_PATTERN: Final = r"[A-Za-z0-9_][-._A-Za-z0-9]*"
 VOLUME_PATTERN: Final = rf"^(/{VOLUME_SEGMENT_PATTERN})+$"
 VOLUME_MAX_LENGTH: Final = 255
@@ -34,7 +36,7 @@ VOLUME_RULE: Final = (
     'must be an absolute path of plain segments (letters, digits, ".", "_", "-"; '
     'not "/", no "..", no ":" or spaces)'
 )
-# S7: these two container paths are mounted read-only from DATA_DIR and MLMODELS_DIR.
+# Read-only data folders: these two paths are mounted read-only from DATA_DIR, MLMODELS_DIR.
 READ_ONLY_VOLUMES: Final = ("/data", "/models")
 
 PORTS_MAX_ITEMS: Final = 32

@@ -31,7 +31,8 @@ API_VERSION = "v1alpha1"
 KIND = "MLModel"
 PLURAL = "mlmodels"
 SINGULAR = "mlmodel"
-SHORT_NAMES = ("mlm",)
+# "mlm" is Seldon Core v2's Model; KServe has isvc/tm/ig. "mlpm": mlplatform model.
+SHORT_NAMES = ("mlpm",)
 
 RunnerType = Literal["docker", "pod"]
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
@@ -85,14 +86,22 @@ class _Strict(BaseModel):
     )
 
 
-# --- spec.id (S1) ---------------------------------------------------------------------
+# --- spec.id (safe ids) -------------------------------------------------------------
 
 
 def _check_id(value: str) -> str:
     if len(value) > rules.ID_MAX_LENGTH:
         raise _invalid("id_length", f"is {len(value)} characters long; {rules.ID_RULE}")
     if value.count(":") != 1:
-        raise _invalid("id_format", f"{shown(value)} {rules.ID_RULE}")
+        raise _invalid(
+            "id_format",
+            f'{shown(value)} must be "name:version" with exactly one ":"; {rules.ID_RULE_SHORT}',
+        )
+    if value != value.lower():
+        raise _invalid(
+            "id_format",
+            f"{shown(value)} must be lower case (upper case is not allowed); {rules.ID_RULE_SHORT}",
+        )
     if not re.fullmatch(rules.ID_PATTERN.strip("^$"), value):
         raise _invalid("id_format", f"{shown(value)} {rules.ID_RULE}")
     return value
@@ -123,7 +132,7 @@ def container_name(model_id: str) -> str:
     return f"{name}-{version}"
 
 
-# --- ports (S2) -----------------------------------------------------------------------
+# --- ports ----------------------------------------------------------------------
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -137,7 +146,7 @@ def _check_unique_ports(ports: list[int]) -> list[int]:
     return ports
 
 
-# --- volumes (S3, S7) -----------------------------------------------------------------
+# --- volumes (unique base names, read-only data folders) ------------------------------
 
 
 def _check_volume(path: str) -> str:
@@ -191,7 +200,7 @@ def _check_volume_basenames(volumes: list[str]) -> list[str]:
             raise _invalid(
                 "volume_basename",
                 f"base name {shown(base)} is used twice ({shown(seen[base])}, {shown(path)}); "
-                "volume base names must be unique (S3)",
+                "volume base names must be unique",
             )
         seen[base] = path
     return volumes
@@ -206,6 +215,8 @@ class EnvVar(_Strict):
     name: str = Field(
         min_length=1,
         max_length=256,
+        description="Variable name: a C identifier (letters, digits, _; not starting with a "
+        "digit), unique in the list.",
         json_schema_extra=_cel_schema(
             cel(
                 f"self.matches({cel_string(rules.ENV_NAME_PATTERN)})",
@@ -213,7 +224,11 @@ class EnvVar(_Strict):
             )
         ),
     )
-    value: str = Field(default="", max_length=rules.ENV_VALUE_MAX_LENGTH)
+    value: str = Field(
+        default="",
+        max_length=rules.ENV_VALUE_MAX_LENGTH,
+        description="Variable value (plain text; empty by default).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -261,6 +276,34 @@ def _check_memory(value: str | int) -> str | int:
     return value
 
 
+def _memory_bytes_cel() -> str:
+    """CEL for the number of bytes of a memory string that matches its pattern."""
+    expression = "double(self)"
+    # Two-letter suffixes first: "Mi" also ends with a letter that is not "M".
+    suffixes = sorted(quantities.MEMORY_SUFFIXES.items(), key=lambda item: len(item[0]))
+    for suffix, factor in suffixes:
+        if not suffix:
+            continue
+        number = f"double(self.substring(0, self.size() - {len(suffix)}))"
+        expression = f"self.endsWith('{suffix}') ? {number} * {float(factor)!r} : ({expression})"
+    return expression
+
+
+# The size bounds of a quantity, for strings of the right form (the form rule reports the rest).
+_CPU_BOUND_CEL = (
+    f"type(self) == int ? self <= {quantities.MAX_CPUS} : "
+    f"!self.matches({cel_string(rules.CPU_PATTERN)}) || "
+    f"(self.endsWith('m') ? int(self.substring(0, self.size() - 1)) <= "
+    f"{quantities.MAX_CPUS * 1000} : double(self) <= {float(quantities.MAX_CPUS)!r})"
+)
+_MEMORY_BOUND_CEL = (
+    f"type(self) == int ? self >= {rules.MEMORY_MIN_BYTES} && self <= {quantities.MAX_BYTES} : "
+    f"!self.matches({cel_string(rules.MEMORY_PATTERN)}) || "
+    f"(({_memory_bytes_cel()}) >= {float(rules.MEMORY_MIN_BYTES)!r} && "
+    f"({_memory_bytes_cel()}) <= {float(quantities.MAX_BYTES)!r})"
+)
+
+
 class Resources(_Strict):
     """Limits applied to the container (cpu → CPU quota, memory → memory limit)."""
 
@@ -277,13 +320,18 @@ class Resources(_Strict):
                             f"self.matches({cel_string(rules.CPU_PATTERN)}) "
                             f"&& !self.matches({cel_string(rules.CPU_ZERO_PATTERN)})",
                             'cpu must be a CPU quantity such as "1", "0.5" or "250m"',
-                        )
+                        ),
+                        cel(_CPU_BOUND_CEL, f"cpu must be at most {quantities.MAX_CPUS} CPUs"),
                     ],
                 }
             ),
         ]
         | None
-    ) = None
+    ) = Field(
+        default=None,
+        description='CPU limit as a Kubernetes quantity ("1", "0.5", "250m") or an integer '
+        f"number of CPUs; more than 0, at most {quantities.MAX_CPUS}.",
+    )
     memory: (
         Annotated[
             str | int,
@@ -293,16 +341,24 @@ class Resources(_Strict):
                     "x-kubernetes-int-or-string": True,
                     "x-kubernetes-validations": [
                         cel(
-                            f"type(self) == int ? self >= {rules.MEMORY_MIN_BYTES} "
-                            f": self.matches({cel_string(rules.MEMORY_PATTERN)})",
+                            "type(self) == int || "
+                            f"self.matches({cel_string(rules.MEMORY_PATTERN)})",
                             'memory must be a memory quantity such as "512Mi" (at least 6Mi)',
-                        )
+                        ),
+                        cel(
+                            _MEMORY_BOUND_CEL,
+                            "memory must be at least 6Mi (Docker's minimum) and at most 1Pi",
+                        ),
                     ],
                 }
             ),
         ]
         | None
-    ) = None
+    ) = Field(
+        default=None,
+        description='Memory limit as a Kubernetes quantity ("512Mi", "1Gi") or a number of '
+        "bytes; at least 6Mi (Docker's minimum).",
+    )
 
 
 # --- readiness probe ------------------------------------------------------------------
@@ -314,6 +370,7 @@ class HTTPGetAction(_Strict):
     path: str = Field(
         default="/",
         max_length=1024,
+        description="URL path to GET, starting with /.",
         json_schema_extra=_cel_schema(
             cel(
                 f"self.matches({cel_string(rules.HTTP_PATH_PATTERN)})",
@@ -321,7 +378,7 @@ class HTTPGetAction(_Strict):
             )
         ),
     )
-    port: Port
+    port: Port = Field(description="Container port to probe; one of spec.container.ports.")
 
     @field_validator("path")
     @classmethod
@@ -338,10 +395,26 @@ class ReadinessProbe(_Strict):
     Ready is never True while the server is failing its probe.
     """
 
-    http_get: HTTPGetAction = Field(alias="httpGet")
-    initial_delay_seconds: int = Field(default=0, ge=0, le=3600, alias="initialDelaySeconds")
-    period_seconds: int = Field(default=5, ge=1, le=3600, alias="periodSeconds")
-    timeout_seconds: int = Field(default=1, ge=1, le=60, alias="timeoutSeconds")
+    http_get: HTTPGetAction = Field(
+        alias="httpGet", description="The HTTP GET that decides readiness (2xx/3xx: ready)."
+    )
+    initial_delay_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        alias="initialDelaySeconds",
+        description="Seconds after the container starts before the first probe.",
+    )
+    period_seconds: int = Field(
+        default=5, ge=1, le=3600, alias="periodSeconds", description="Seconds between probes."
+    )
+    timeout_seconds: int = Field(
+        default=1,
+        ge=1,
+        le=60,
+        alias="timeoutSeconds",
+        description="Seconds one probe may take before it counts as failed.",
+    )
 
 
 # --- container ------------------------------------------------------------------------
@@ -383,6 +456,7 @@ class ContainerSpec(_Strict):
         Field(
             min_length=1,
             max_length=rules.IMAGE_MAX_LENGTH,
+            description="Container image reference ([registry/]repository[:tag][@digest]).",
             json_schema_extra=_cel_schema(
                 cel(
                     f"self.matches({cel_string(rules.IMAGE_PATTERN)})",
@@ -391,13 +465,19 @@ class ContainerSpec(_Strict):
             ),
         ),
     ]
-    image_pull_policy: PullPolicy = Field(default="IfNotPresent", alias="imagePullPolicy")
+    image_pull_policy: PullPolicy = Field(
+        default="IfNotPresent",
+        alias="imagePullPolicy",
+        description="Always pulls before each (re)create; IfNotPresent pulls when the image is "
+        "missing; Never only uses a local image.",
+    )
     ports: Annotated[
         list[Port],
         AfterValidator(_check_unique_ports),
         Field(
             min_length=1,
             max_length=rules.PORTS_MAX_ITEMS,
+            description="TCP ports the server listens on (unique); the first is the endpoint.",
             json_schema_extra=_cel_schema(
                 cel("self.all(p, self.exists_one(q, q == p))", "ports must not repeat"),
             ),
@@ -408,6 +488,7 @@ class ContainerSpec(_Strict):
         AfterValidator(_check_unique_env),
         Field(
             max_length=rules.ENV_MAX_ITEMS,
+            description="Environment variables of the container (names unique).",
             json_schema_extra=_cel_schema(
                 cel(
                     "self.all(e, self.exists_one(f, f.name == e.name))", "env names must not repeat"
@@ -420,19 +501,31 @@ class ContainerSpec(_Strict):
         AfterValidator(_check_volume_basenames),
         Field(
             max_length=rules.VOLUMES_MAX_ITEMS,
+            description="Absolute container paths backed by the model's storage folders "
+            "(base names unique; /data and /models are read-only data folders).",
             json_schema_extra=_cel_schema(
                 cel(
                     _VOLUME_BASENAME_CEL,
-                    "volume base names must be unique (S3): "
+                    "volume base names must be unique: "
                     '["/storage", "/logs"] is valid, ["/storage/logs", "/logs"] is not',
                 ),
             ),
         ),
     ] = []
-    command: Annotated[list[Arg], Field(max_length=rules.ARGS_MAX_ITEMS)] | None = None
-    args: Annotated[list[Arg], Field(max_length=rules.ARGS_MAX_ITEMS)] | None = None
-    resources: Resources | None = None
-    readiness_probe: ReadinessProbe | None = Field(default=None, alias="readinessProbe")
+    command: Annotated[list[Arg], Field(max_length=rules.ARGS_MAX_ITEMS)] | None = Field(
+        default=None, description="Replaces the image's entrypoint (unset: the image's own)."
+    )
+    args: Annotated[list[Arg], Field(max_length=rules.ARGS_MAX_ITEMS)] | None = Field(
+        default=None, description="Replaces the image's arguments (unset: the image's own)."
+    )
+    resources: Resources | None = Field(
+        default=None, description="CPU and memory limits (unset: no limits)."
+    )
+    readiness_probe: ReadinessProbe | None = Field(
+        default=None,
+        alias="readinessProbe",
+        description="HTTP probe that gates the Ready condition (unset: Ready once running).",
+    )
     termination_grace_period_seconds: int = Field(
         default=rules.GRACE_PERIOD_DEFAULT_SECONDS,
         ge=0,
@@ -459,11 +552,21 @@ class ContainerSpec(_Strict):
 class MLModelSpec(_Strict):
     """The desired state of one model server."""
 
-    id: ModelId
-    runner: RunnerType = "docker"
-    suspend: bool = False
-    debug: bool = False
-    container: ContainerSpec
+    id: ModelId = Field(
+        description='The model\'s id, "name:version" in lower case (e.g. "iris:1.0"); it names '
+        'the container ("name-version"), its DNS name and its storage folders, and must be '
+        "unique among the models of one engine."
+    )
+    runner: RunnerType = Field(default="docker", description="Where the model runs.")
+    suspend: bool = Field(
+        default=False, description="true: the container is removed and not recreated."
+    )
+    debug: bool = Field(
+        default=False,
+        description="true: the container's ports are also published on the host "
+        "(needs RUNNERS_DOCKER_HOST_PORT_DEBUG; one debug model at a time).",
+    )
+    container: ContainerSpec = Field(description="The model server's container.")
 
     def to_wire(self) -> dict[str, Any]:
         """The spec as the API stores it, every default filled in (camelCase)."""

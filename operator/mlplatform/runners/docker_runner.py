@@ -97,6 +97,8 @@ from mlplatform.runners import base, docker_plan
 from mlplatform.runners.docker_engine import Engine, Operation
 from mlplatform.runners.docker_events import DockerEventStream
 
+# How long a read waits for a container being removed (``docker rm -f``) to be gone.
+REMOVAL_WAIT_SECONDS = 5
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 _RUNNING = ("running", "paused")
 _STARTING = ("created", "restarting")
@@ -702,7 +704,21 @@ class DockerRunner:
         names = {str(c.attrs["Names"][0]).lstrip("/"): str(c.id) for c in listed}
         if check_name and name not in names:
             self._not_a_strangers(client, workload, name)
-        return [c for c in (self._get_listed(client, i) for i in names.values()) if c is not None]
+        listed_now = [self._get_listed(client, i) for i in names.values()]
+        return [c for c in listed_now if c is not None and not self._being_removed(client, c)]
+
+    def _being_removed(self, client: docker.DockerClient, container: Container) -> bool:
+        """Whether ``container`` is being removed (``docker rm -f`` outside us), waited for.
+
+        It is gone in a moment: waiting for that makes it read as missing (to recreate), not
+        as a crash, and frees its name for the create. A timeout (requests' errors are
+        OSErrors) leaves it to the create's conflict path.
+        """
+        if _status_of(container) != "removing":
+            return False
+        with contextlib.suppress(docker.errors.DockerException, OSError):
+            client.api.wait(str(container.id), timeout=REMOVAL_WAIT_SECONDS, condition="removed")
+        return True
 
     def _remember(self, workload: base.Workload, mine: list[Container]) -> None:
         key = (threading.get_ident(), workload.owner.uid)

@@ -1,0 +1,43 @@
+"""Log lines on stderr for the front ends: plain text, or one JSON object per line.
+
+``MLPLATFORM_LOG_FORMAT=json`` gives ``{"time", "level", "logger", "message"}`` objects, so a
+log shipper needs no parsing rules; ``text`` gives ``HH:MM:SS message`` lines for people.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record; the message is never split over lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(log_format: str, *, stream: TextIO | None = None, name: str = "mlplatform") -> None:
+    """Send the ``name`` loggers' INFO and above to ``stream`` (stderr) in ``log_format``."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    root = logging.getLogger(name)
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
