@@ -37,7 +37,7 @@ def _status(status_file: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     for item in doc.get("items", []):
-        if item.get("name") == NAME:
+        if item.get("metadata", {}).get("name") == NAME:
             status: dict[str, Any] | None = item.get("status")
             return status
     return None
