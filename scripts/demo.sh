@@ -11,7 +11,7 @@ cd "$root"
 "$root/demo/build-image.sh"
 
 export RUNNERS_DOCKER_ENABLED=true
-# S8: the model with `debug: true` (iris) gets its port published on 127.0.0.1 from here.
+# Debug ports: the model with `debug: true` (iris) gets its port published on 127.0.0.1 from here.
 export RUNNERS_DOCKER_HOST_PORT_DEBUG=${RUNNERS_DOCKER_HOST_PORT_DEBUG:-7000}
 export DATA_DIR=${DATA_DIR:-$root/.data}
 export MLMODELS_DIR=${MLMODELS_DIR:-$root/.mlmodels}

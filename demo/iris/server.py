@@ -10,7 +10,7 @@ Environment: ``PORT`` (default 8080); ``MODEL_PATH`` (default ``/models/iris/mod
 that file exists — the read-only MLMODELS_DIR mount lets a user swap the model without a new
 image — else the model baked into the image at ``/app/model.json``); ``STORAGE`` (default
 ``/storage`` when it exists): each prediction is appended to ``predictions.jsonl`` there, the
-model's only persistence (S5). Logs go to stdout (``docker logs``).
+model's only persistence. Logs go to stdout (``docker logs``).
 """
 
 from __future__ import annotations

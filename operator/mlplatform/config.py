@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         alias="RUNNERS_DOCKER_ENABLED",
         description="true: models with runner docker are started on the Docker engine",
     )
-    # S8: first host port for the debug model's ports; unset means no debug publishing.
+    # Debug ports: first host port for the debug model's ports; unset means no debug publishing.
     runners_docker_host_port_debug: int | None = Field(
         default=None,
         alias="RUNNERS_DOCKER_HOST_PORT_DEBUG",

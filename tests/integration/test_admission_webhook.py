@@ -198,3 +198,23 @@ def test_a_mounted_certificate_is_used_as_it_is(tmp_path: Path) -> None:
     before = first.certfile.read_bytes()
     again = certificates.ensure_certificate(tmp_path, names=["b.example"])
     assert again.certfile.read_bytes() == before
+
+
+async def test_an_id_that_maps_to_a_held_container_name_is_denied_naming_the_holder(
+    cluster: KubeCluster, webhook: AdmissionClient
+) -> None:
+    # "a-b:1" and "a:b-1" are different ids but both name the container "a-b-1".
+    await cluster.create(mlmodel("first", namespace="team-a", spec=with_spec(id="a-b:1")))
+    response = await webhook.wait_until_denied(
+        mlmodel("second", namespace="team-b", spec=with_spec(id="a:b-1"))
+    )
+    assert response["status"]["code"] == 422
+    assert response["status"]["message"] == (
+        'spec.id: "a:b-1" maps to container name "a-b-1", already used by MLModel '
+        "team-a/first (a-b:1); ids must be unique across the cluster (they name the "
+        "container and the storage folder)"
+    )
+    allowed = await webhook.wait_until_allowed(
+        mlmodel("third", namespace="team-b", spec=with_spec(id="a:b-2"))
+    )
+    assert allowed["allowed"] is True

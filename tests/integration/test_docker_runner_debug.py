@@ -1,4 +1,4 @@
-"""S8: debug ports published on the host for one model at a time (real engine)."""
+"""Debug ports published on the host for one model at a time (real engine)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""S4: image pull policy, and typed errors that name the image (real engine, no registry)."""
+"""Reachable images: the pull policy, typed errors naming the image (real engine, no registry)."""
 
 from __future__ import annotations
 

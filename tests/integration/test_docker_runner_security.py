@@ -1,4 +1,4 @@
-"""§4 security defaults and the spec's env/command/args/resources, read back from inspect."""
+"""Security defaults and the spec's env/command/args/resources, read back from inspect."""
 
 from __future__ import annotations
 

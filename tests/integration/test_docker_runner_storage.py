@@ -1,4 +1,4 @@
-"""S7 volumes: storage folders on the host, read-only /data and /models (real engine)."""
+"""Storage layout: storage folders on the host, read-only /data and /models (real engine)."""
 
 from __future__ import annotations
 

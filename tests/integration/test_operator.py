@@ -252,3 +252,28 @@ async def test_deleting_while_the_engine_is_down_is_bounded_and_the_orphan_is_co
                 lambda: containers_of(docker_env, spec["id"]) == [],
                 what="garbage collection of the orphaned container",
             )
+
+
+async def test_a_changed_spec_id_removes_the_old_ids_container_once_the_new_one_runs(
+    docker_env: DockerEnv, test_images: TestImages
+) -> None:
+    spec = spec_for(docker_env, test_images, "rename")
+    renamed = docker_env.model_id("rename", "2")
+    async with kube_cluster() as cluster, operator_running(cluster, docker_env.settings()):
+        await cluster.create(mlmodel("rename", namespace=NS, spec=spec))
+        await cluster.wait_for_condition(NS, "rename", "Ready", timeout=30)
+        (old,) = containers_of(docker_env, spec["id"])
+        await cluster.patch(NS, "rename", {"spec": {"id": renamed}})
+
+        def running_renamed(obj: dict[str, Any] | None) -> bool:
+            status = status_of(obj)
+            return status.get("observedGeneration") == 2 and status.get("phase") == "Running"
+
+        await cluster.wait_for(NS, "rename", running_renamed, timeout=30)
+        await until(
+            lambda: containers_of(docker_env, spec["id"]) == [],
+            what="the old id's container removed",
+        )
+        (new,) = containers_of(docker_env, renamed)
+        assert new.id != old.id
+        assert new.labels["mlplatform.dev/owner-uid"] == old.labels["mlplatform.dev/owner-uid"]

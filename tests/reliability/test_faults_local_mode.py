@@ -149,6 +149,9 @@ def test_storage_survives_replacement_process_restart_and_delete_then_recreate(
     process.wait(10)
     process = local.start()
     assert _read_inside(local, _running_container(local, "keep")) == "precious\n"
+    # The restarted process must have read the folder before it empties: a folder that is
+    # empty at start-up is refused (it would remove every model under it).
+    wait_until(lambda: "Watching" in local.log(), timeout=60)
 
     local.remove("keep")
     wait_until(lambda: not local.managed(), timeout=60)

@@ -1,11 +1,11 @@
 """Every managed container, as the engine reports it, keeps a model author away from the host.
 
 Models are started by ``mlplatform local --once`` (the real CLI, runner and engine); then
-``docker inspect`` of each container is checked against the promises of DESIGN.md §4: no
-privileged mode, no host network/PID/IPC, no devices, no added capabilities,
-``no-new-privileges``, bind mounts only from ``DATA_DIR``/``MLMODELS_DIR`` (read-only) and
-``STORAGE_DIR/services-ml/<name>/<version>``, debug ports on 127.0.0.1. Writes are tried
-from inside with ``docker exec``.
+``docker inspect`` of each container is checked against the promises of docs/design.md
+(Security defaults): no privileged mode, no host network/PID/IPC, no devices, no added
+capabilities, ``no-new-privileges``, bind mounts only from ``DATA_DIR``/``MLMODELS_DIR``
+(read-only) and ``STORAGE_DIR/services-ml/<name>/<version>``, debug ports on 127.0.0.1.
+Writes are tried from inside with ``docker exec``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def test_model_containers_are_confined_and_read_only_where_promised(
         assert_confined(container, docker_env)
         figures.add("managed containers inspected for confinement")
 
-    # Debug ports (S8) are published, and only on the loopback address.
+    # Debug ports are published, and only on the loopback address.
     bindings = a.attrs["HostConfig"]["PortBindings"]["8080/tcp"]
     assert bindings == [{"HostIp": "127.0.0.1", "HostPort": str(debug_port)}]
 

@@ -1,7 +1,7 @@
 """The folders and environment that confine one mlplatform run to one session.
 
 The test harness (``DockerEnv``) and the bench (``BenchEnv``) each name their own network and
-controller; both keep the three host roots of DESIGN.md §5 (``DATA_DIR``, ``MLMODELS_DIR``,
+controller; both keep the three host roots of the settings (``DATA_DIR``, ``MLMODELS_DIR``,
 ``STORAGE_DIR``) under the session's folder, and start mlplatform processes with the same
 confining variables.
 """

@@ -1,4 +1,4 @@
-"""A private corner of the shared Docker engine for one test session (DESIGN.md §6).
+"""A private corner of the shared Docker engine for one test session.
 
 Several test sessions run on one engine at the same time, so everything a session makes is
 uniquely named (prefix ``mlpt-``), labelled with the session token, and removed at the end;

@@ -1,4 +1,4 @@
-"""Test images built locally, without a registry (DESIGN.md §6).
+"""Test images built locally, without a registry (none is reachable here).
 
 Each image is a ~2 MB root filesystem made of the host's static ``/bin/busybox`` (it has
 ``sh``, ``httpd`` and ``wget``) plus one small script, turned into an image with

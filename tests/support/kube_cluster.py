@@ -1,7 +1,7 @@
 """A Kubernetes API for tests: KMock's emulator with what kopf needs, plus kopf runners.
 
-There is no real API server on these machines (DESIGN.md §6), so the operator's Kubernetes side
-is tested against ``kmock.KubernetesEmulator`` — an in-memory API over HTTP that serves
+There is no real API server on these machines, so the operator's Kubernetes side is tested
+against ``kmock.KubernetesEmulator`` — an in-memory API over HTTP that serves
 discovery, list, watch, create, patch and delete. ``ClusterEmulator`` fills the emulator's gaps
 so that kopf behaves as it does against a real cluster:
 

@@ -39,6 +39,7 @@ class _Container:
     model_id: str
     spec_hash: str
     state: State = State.RUNNING
+    source: str | None = None
     exit_code: int | None = None
     oom: bool = False
     started_at: str = field(
@@ -124,7 +125,14 @@ class MemoryRunner:
             return self._status(current, name)
         action = Action.REPLACED if current else Action.CREATED
         self.writes += 1
-        created = _Container(f"c{next(_ids)}", name, workload.owner, workload.spec.id, spec_hash)
+        created = _Container(
+            f"c{next(_ids)}",
+            name,
+            workload.owner,
+            workload.spec.id,
+            spec_hash,
+            source=workload.source,
+        )
         if self.exit_on_start is not None:
             created.state, created.exit_code = State.EXITED, self.exit_on_start
         self.containers[name] = created
@@ -155,7 +163,7 @@ class MemoryRunner:
         self._check()
         self.lists += 1
         return [
-            OwnedWorkload(c.owner, c.model_id, c.id, c.name, c.spec_hash, c.state)
+            OwnedWorkload(c.owner, c.model_id, c.id, c.name, c.spec_hash, c.state, c.source)
             for c in self.containers.values()
         ]
 

@@ -10,7 +10,7 @@ from mlplatform.core.controller import Deleting, Desired, Refused
 from mlplatform.kube.api import KubeApi
 from mlplatform.kube.store import ModelStore
 from mlplatform.models.status import MLModelStatus, Phase
-from mlplatform.runners.base import Owner
+from mlplatform.runners.base import OwnedWorkload, Owner, State
 
 
 def body(generation: int = 1, uid: str = "u1", **spec: Any) -> dict[str, Any]:
@@ -109,5 +109,9 @@ def test_a_deleted_object_is_forgotten_but_not_a_newer_one_of_the_same_name() ->
 
 def test_namespace_patterns_scope_garbage_collection() -> None:
     models = store(namespaces=["team-*"])
-    assert models.in_scope(Owner("team-a", "x", "u"))
-    assert not models.in_scope(Owner("other", "x", "u"))
+    assert models.in_scope(_owned(Owner("team-a", "x", "u")))
+    assert not models.in_scope(_owned(Owner("other", "x", "u")))
+
+
+def _owned(owner: Owner) -> OwnedWorkload:
+    return OwnedWorkload(owner, "iris:1", "c1", "iris-1", "rev", State.RUNNING)

@@ -57,7 +57,7 @@ from mlplatform.core.reconcile import Event, Outcome, Reconciler, Resync
 from mlplatform.core.workqueue import WorkQueue
 from mlplatform.models.spec import container_name
 from mlplatform.models.status import MLModelStatus
-from mlplatform.runners.base import Owner, Runner, RunnerEvent, Workload
+from mlplatform.runners.base import OwnedWorkload, Owner, Runner, RunnerEvent, Workload
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,9 @@ class DesiredStateSource(Protocol):
     def live_uids(self) -> Collection[str]:
         """The owner uids that exist now, read fresh (workloads of others are orphans)."""
 
-    def in_scope(self, owner: Owner) -> bool:
-        """Whether an orphaned workload of ``owner`` is this front end's to remove."""
+    def in_scope(self, owned: OwnedWorkload) -> bool:
+        """Whether a workload found in the runner is this front end's: only those are
+        checked against their model's status, and removed when their owner is gone."""
 
 
 class StatusSink(Protocol):

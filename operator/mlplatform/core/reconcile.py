@@ -34,7 +34,6 @@ from mlplatform.runners.base import (
     MIN_READY_SECONDS,
     Action,
     OwnedWorkload,
-    Owner,
     Problem,
     Rollout,
     Runner,
@@ -48,6 +47,9 @@ from mlplatform.runners.base import (
 UNAVAILABLE_RETRY = 5.0
 STARTING_RETRY = 1.0
 PROBLEM_RETRY = 5.0
+# How soon a model waiting for debug ports held by another looks again (the holder may have
+# let them go: it stopped asking, or went).
+DEBUG_RETRY = 5.0
 # A workload counts as running (and may be Ready) once it has stayed up this long (the
 # runner contract's minimum ready time, as Kubernetes' minReadySeconds).
 MIN_READY = MIN_READY_SECONDS
@@ -89,6 +91,9 @@ class _Step:
     generation: int | None
     at: str
     events: list[Event] = field(default_factory=list)
+    # A failure was counted in this step: its BackOff is news. A reconcile during a back-off
+    # already announced (woken by the engine's "die" event, a resync) tells nothing new.
+    counted_failure: bool = False
 
     def condition(
         self, kind: ConditionType, ok: bool | None, reason: Reason, message: str = ""
@@ -191,9 +196,19 @@ class Reconciler:
             runner = self._runner_for(spec.runner)
             if spec.suspend:
                 return self._suspend(step, runner, workload)
-            return self._run(step, runner, workload, now)
+            outcome = self._run(step, runner, workload, now)
         except errors.RunnerError as error:
             return self._failed(step, workload, error, now)
+        outcome = _waiting_for_debug_ports(outcome)
+        if _became_running(previous, outcome.status, new_generation):
+            try:
+                retired = self._retire_old_ids(runner, workload, outcome.status)
+            except errors.RunnerError:
+                # The model runs; the old workload goes at the next look (or the resync).
+                retry = min(outcome.requeue_after or UNAVAILABLE_RETRY, UNAVAILABLE_RETRY)
+                return Outcome(outcome.status, retry, outcome.events)
+            return Outcome(outcome.status, outcome.requeue_after, (*outcome.events, *retired))
+        return outcome
 
     def _suspend(self, step: _Step, runner: Runner, workload: Workload) -> Outcome:
         removed = runner.delete(workload)
@@ -548,6 +563,7 @@ class Reconciler:
             status.restart_count += 1
             self.metrics.restarts.inc()
         status.consecutive_failures += 1
+        step.counted_failure = True
         ended = observed.termination
         oom = ended is not None and ended.oom_killed
         code = ended.exit_code if ended is not None else None
@@ -597,7 +613,7 @@ class Reconciler:
                 why,
             )
         step.not_ready(Phase.FAILED, reason, message)
-        if crash_loop and not any(e.reason == "BackOff" for e in step.events):
+        if crash_loop and step.counted_failure:
             step.events.append(Event("Warning", "BackOff", message))
         return Outcome(status, max(wait, 0.05), tuple(step.events))
 
@@ -689,39 +705,102 @@ class Reconciler:
         statuses: Mapping[str, MLModelStatus | None],
         live_uids: Callable[[], Collection[str]],
         *,
-        scope: Callable[[Owner], bool] = lambda _: True,
+        scope: Callable[[OwnedWorkload], bool] = lambda _: True,
     ) -> Resync:
         """The safety net for missed events, in one listing of the runner's workloads.
 
         ``statuses`` maps the owner uid of each model served to its last status. A model is
         stale (to be reconciled) unless what runs matches its status: Running with the same
         container, still running; Stopped with none. So a resync of steady models costs one
-        request, however many there are. Then workloads in ``scope`` whose owner is not
-        among ``live_uids()`` are removed — listed before the owners, so that a model
-        created in between can never lose its new workload.
+        request, however many there are. Only workloads in ``scope`` are looked at: the
+        front end's own (the operator: its namespaces; local mode: made from its manifests
+        and not held by an invalid one). Those whose owner is not among ``live_uids()`` are
+        removed — listed before the owners, so that a model created in between can never
+        lose its new workload.
+
+        One workload per owner: an owner may briefly have two (its id changed; the old
+        workload goes once the new one runs). When the status says the model runs and its
+        workload is listed running, the owner's other workloads are removed here too;
+        otherwise the model is stale and its reconcile finishes the hand-over. While an
+        update runs (``Updating``), two are expected (the serving one and the new revision):
+        the model's own reconcile moves it on, the resync removes neither.
         """
-        owned = [o for o in runner.list_owned() if scope(o.owner)]
-        by_owner = {o.owner.uid: o for o in owned}
-        stale = frozenset(
-            uid for uid, status in statuses.items() if not _in_sync(status, by_owner.get(uid))
-        )
+        owned = [o for o in runner.list_owned() if scope(o)]
+        by_owner: dict[str, list[OwnedWorkload]] = {}
+        for o in owned:
+            by_owner.setdefault(o.owner.uid, []).append(o)
+        stale: set[str] = set()
+        extras: list[OwnedWorkload] = []
+        for uid, status in statuses.items():
+            group = by_owner.get(uid, [])
+            current = _current(status, group)
+            if len(group) > 1 and status is not None and status.updating:
+                continue  # its reconcile is already looking at it (a requeue is due)
+            if len(group) > 1 and current is not None and _in_sync(status, current):
+                extras.extend(o for o in group if o is not current)
+            elif len(group) > 1 or not _in_sync(status, group[0] if group else None):
+                stale.add(uid)
         if not owned:
-            return Resync(stale, ())
+            return Resync(frozenset(stale), ())
         live = live_uids()
         orphans = tuple(o for o in owned if o.owner.uid not in live)
-        for orphan in orphans:
-            runner.remove_owned(orphan)
-        return Resync(stale, orphans)
+        removed = (*orphans, *(o for o in extras if o not in orphans))
+        for workload in removed:
+            runner.remove_owned(workload)
+        return Resync(frozenset(stale), removed)
 
     def collect_garbage(
         self,
         runner: Runner,
         live_uids: Callable[[], Collection[str]],
         *,
-        scope: Callable[[Owner], bool] = lambda _: True,
+        scope: Callable[[OwnedWorkload], bool] = lambda _: True,
     ) -> list[OwnedWorkload]:
         """Remove the workloads in ``scope`` whose owner is not alive (see ``resync``)."""
         return list(self.resync(runner, {}, live_uids, scope=scope).removed)
+
+    def _retire_old_ids(
+        self, runner: Runner, workload: Workload, status: MLModelStatus
+    ) -> list[Event]:
+        """Remove the owner's workloads of other ids (its ``spec.id`` changed): one per owner.
+
+        Called once the workload of the current id runs, so a rename never leaves the model
+        without a server. Only workloads of the same source are touched (local mode: the
+        same manifest file; the operator records none), never the one that serves.
+
+        For a runner that brings the new id up beside the old one and reports it as the
+        model's workload. A runner that rolls a new revision out behind the serving workload
+        (Docker: ``Updating``) retires the old id itself when the new one takes over; while
+        that update runs the old workload is the serving one and is left alone here.
+        """
+        if status.updating:
+            return []
+        serving = status.runner.workload_id if status.runner else None
+        events = []
+        for owned in runner.list_owned():
+            if (
+                owned.owner.uid == workload.owner.uid
+                and owned.model_id != workload.spec.id
+                and owned.source == workload.source
+                and owned.workload_id != serving
+            ):
+                runner.remove_owned(owned)
+                events.append(
+                    Event(
+                        "Normal",
+                        "Removed",
+                        f"Removed workload {owned.workload_name} of the old id "
+                        f"{owned.model_id} (the model runs as {workload.spec.id})",
+                    )
+                )
+        return events
+
+
+def _current(status: MLModelStatus | None, group: list[OwnedWorkload]) -> OwnedWorkload | None:
+    """The workload ``status`` describes among an owner's workloads."""
+    if status is None or status.runner is None or not status.runner.workload_id:
+        return None
+    return next((o for o in group if o.workload_id == status.runner.workload_id), None)
 
 
 def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
@@ -737,6 +816,27 @@ def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
         and status.runner is not None
         and found.workload_id == status.runner.workload_id
     )
+
+
+def _waiting_for_debug_ports(outcome: Outcome) -> Outcome:
+    """A model whose debug ports another holds says who, and looks again soon."""
+    status = outcome.status
+    held = status.condition(ConditionType.DEBUG_PORTS)
+    if held is None or held.reason != Reason.DEBUG_PORTS_HELD or status.phase != Phase.RUNNING:
+        return outcome
+    if not status.message:
+        status.message = held.message
+    after = min(outcome.requeue_after or DEBUG_RETRY, DEBUG_RETRY)
+    return Outcome(status, after, outcome.events)
+
+
+def _became_running(previous: MLModelStatus, status: MLModelStatus, new_generation: bool) -> bool:
+    """Whether this reconcile saw the model's workload reach Running (a hand-over point)."""
+    if status.phase != Phase.RUNNING:
+        return False
+    before = previous.runner.workload_id if previous.runner else None
+    now = status.runner.workload_id if status.runner else None
+    return new_generation or previous.phase != Phase.RUNNING or before != now
 
 
 # Phases in which a vanished container is drift (not the tail of a failure already counted).

@@ -9,7 +9,9 @@
 - ``mutate-mlmodel`` (``@kopf.on.mutate``, CREATE/UPDATE): fills the spec's defaults (those of
   ``MLModelSpec``, nowhere else) as a JSON patch; an invalid spec is left alone for the
   validating webhook to deny with its reasons.
-- ``mlmodel_ids`` (``@kopf.index``): ``spec.id`` → the MLModels that hold it.
+- ``mlmodel_ids`` (``@kopf.index``): container name → the MLModels whose ``spec.id`` maps
+  to it. Ids are checked as container names: ``a-b:1`` and ``a:b-1`` both name the container
+  ``a-b-1``, so the second is denied like a repeated id.
 
 Uniqueness rules. An object never conflicts with itself (an UPDATE keeps its id). An object
 that is being deleted (``deletionTimestamp`` set) still holds its id: its container and storage
@@ -35,7 +37,7 @@ import kopf
 
 from mlplatform.kube import certificates
 from mlplatform.models.resource import Problem, validate_object, validate_spec
-from mlplatform.models.spec import API_GROUP, API_VERSION, PLURAL
+from mlplatform.models.spec import API_GROUP, API_VERSION, PLURAL, container_name
 
 VALIDATE_ID = "validate-mlmodel"
 MUTATE_ID = "mutate-mlmodel"
@@ -51,6 +53,7 @@ class Holder:
     namespace: str | None
     name: str
     deleting: bool
+    model_id: str = ""
 
     @property
     def ref(self) -> str:
@@ -100,15 +103,18 @@ def webhook_server(
 def index_model_id(
     spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
 ) -> dict[str, Holder] | None:
-    """Index an MLModel under its ``spec.id`` (objects without a string id are not indexed)."""
+    """Index an MLModel under its container name (objects without a string id are not indexed)."""
     model_id = spec.get("id")
     name = meta.get("name")
     if not isinstance(model_id, str) or not isinstance(name, str):
         return None
     holder = Holder(
-        namespace=meta.get("namespace"), name=name, deleting=bool(meta.get("deletionTimestamp"))
+        namespace=meta.get("namespace"),
+        name=name,
+        deleting=bool(meta.get("deletionTimestamp")),
+        model_id=model_id,
     )
-    return {model_id: holder}
+    return {container_name(model_id): holder}
 
 
 def validate_mlmodel(
@@ -121,7 +127,7 @@ def validate_mlmodel(
     if model is None:
         raise kopf.AdmissionError(message(problems), code=DENIED_CODE)
     model_id = model.spec.id
-    others = holders(mlmodel_ids.get(model_id, ()), namespace=namespace, name=name)
+    others = holders(mlmodel_ids.get(container_name(model_id), ()), namespace=namespace, name=name)
     if others:
         raise kopf.AdmissionError(
             message([duplicate_id_problem(model_id, others)]), code=DENIED_CODE
@@ -158,14 +164,23 @@ def holders(found: Iterable[Holder], *, namespace: str | None, name: str | None)
 
 
 def duplicate_id_problem(model_id: str, others: Sequence[Holder]) -> Problem:
-    """The problem reported when ``model_id`` is already taken by ``others``."""
+    """The problem reported when ``model_id``'s container name is already taken by ``others``."""
     described = ", ".join(
-        f"MLModel {h.ref}" + (" (being deleted; retry once it is gone)" if h.deleting else "")
+        f"MLModel {h.ref}"
+        + (f" ({h.model_id})" if h.model_id and h.model_id != model_id else "")
+        + (" (being deleted; retry once it is gone)" if h.deleting else "")
         for h in others
     )
+    if all(h.model_id in ("", model_id) for h in others):
+        claim = f'"{model_id}" is already used by {described}'
+    else:
+        claim = (
+            f'"{model_id}" maps to container name "{container_name(model_id)}", already used by '
+            f"{described}"
+        )
     return Problem(
         "spec.id",
-        f'"{model_id}" is already used by {described}; ids must be unique across the cluster '
+        f"{claim}; ids must be unique across the cluster "
         "(they name the container and the storage folder)",
     )
 

@@ -1,6 +1,6 @@
 """``mlplatform operator``: the kopf operator against the cluster of the usual kubeconfig.
 
-Builds, once for the process: the settings (environment, DESIGN.md §5), one runner per kind,
+Builds, once for the process: the settings (from the environment), one runner per kind,
 the ``Reconciler`` with its Prometheus metrics (served on ``--metrics-port``), the
 ``Operator`` (store, sink, controller) and its handlers, the admission webhooks when
 ``--webhook-port`` is given; then

@@ -26,7 +26,7 @@ from mlplatform.kube import status as status_patching
 from mlplatform.kube.api import KubeApi
 from mlplatform.models.resource import validate_object
 from mlplatform.models.status import MLModelStatus
-from mlplatform.runners.base import Owner, Workload
+from mlplatform.runners.base import OwnedWorkload, Owner, Workload
 
 
 @dataclass
@@ -147,9 +147,9 @@ class ModelStore:
         watch may not have delivered every object yet)."""
         return self._api.live_uids(self._plain_namespaces())
 
-    def in_scope(self, owner: Owner) -> bool:
+    def in_scope(self, owned: OwnedWorkload) -> bool:
         return not self.namespaces or any(
-            fnmatch.fnmatchcase(owner.namespace, p) for p in self.namespaces
+            fnmatch.fnmatchcase(owned.owner.namespace, p) for p in self.namespaces
         )
 
     def _plain_namespaces(self) -> tuple[str, ...]:

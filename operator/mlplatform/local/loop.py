@@ -13,8 +13,9 @@ Lives as long as ``mlplatform local`` runs. ``LocalController`` is, for the one
   (a save in progress is not read half-written).
 
 The controller brings the workers, the runner's event stream, the resync timer (one
-listing of the engine every ``resync`` seconds, removing containers of this controller
-whose model is no longer desired) and the retries. ``--once`` decides on ``progress``:
+listing of the engine every ``resync`` seconds, removing the workloads made from these
+manifests whose model is no longer desired: ``in_scope`` says which are this run's) and the
+retries. ``--once`` decides on ``progress``:
 every model as desired, or failed for good; the statuses are frozen at that moment.
 """
 
@@ -32,12 +33,12 @@ import watchfiles
 from mlplatform import errors
 from mlplatform.core.controller import Controller, Deleting, Desired, Found, Refused
 from mlplatform.core.reconcile import Event, Outcome, Reconciler
-from mlplatform.local import desired
+from mlplatform.local import desired, ownership
 from mlplatform.local.desired import DesiredModel, DesiredState
 from mlplatform.local.table import Row
 from mlplatform.models import documents
 from mlplatform.models.status import MLModelStatus, Phase
-from mlplatform.runners.base import OwnedWorkload, Owner, Runner
+from mlplatform.runners.base import OwnedWorkload, Runner
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,13 @@ class LocalController:
         previous: dict[str, MLModelStatus] | None = None,
         workers: int = 8,
         resync: float = 30.0,
+        roots: ownership.Roots | None = None,
     ) -> None:
         self._paths = list(paths)
+        # What this run may remove: workloads whose source is under its roots and whose
+        # manifest is not held by being invalid (see ``in_scope``).
+        self._roots = roots or ownership.Roots.of(self._paths)
+        self._held_files: frozenset[str] = frozenset()
         self._reconciler = reconciler
         self._runner = runner
         self._on_change = on_change
@@ -92,7 +98,9 @@ class LocalController:
 
     def load(self) -> DesiredState:
         """Read the manifests and enqueue what changed; returns what was read."""
-        state = desired.load(self._paths)
+        # Who already runs decides contested ids and keys; an invalid file holds the
+        # workloads it made.
+        state = desired.load(self._paths, running=self._running())
         changed: list[str] = []
         with self._lock:
             kept = desired.keep_last_valid(state, self._desired)
@@ -100,13 +108,17 @@ class LocalController:
                 log.warning(
                     "Kept the last valid version of %s while its manifest has problems", key
                 )
+            state.problems.extend(desired.holding_lines(state, kept))
+            self._held_files = frozenset(state.failed_files)
             old = self._desired
             self._desired = dict(state.models)
             now = time.time()
             for key, model in state.models.items():
                 self._removing.pop(key, None)
                 before = old.get(key)
-                if before is None or before.generation != model.generation:
+                # Not only a new generation: a manifest moved to another file re-labels its
+                # workload with the new source.
+                if before is None or before.workload != model.workload:
                     self._since.setdefault(key, now)
                     self._given_up.discard(key)
                     self._fresh.discard(key)
@@ -171,8 +183,20 @@ class LocalController:
             models = [*self._desired.values(), *self._removing.values()]
         return {m.workload.owner.uid for m in models}
 
-    def in_scope(self, owner: Owner) -> bool:
-        return True
+    def in_scope(self, owned: OwnedWorkload) -> bool:
+        """A workload this run may check and remove: made from a manifest under its paths
+        (``ownership.may_prune``), and not from one that is invalid now (it holds them)."""
+        with self._lock:
+            held = self._held_files
+        return ownership.may_prune(owned, self._roots, held)
+
+    def _running(self) -> list[OwnedWorkload]:
+        """This run's workloads in the engine (none when it cannot be asked)."""
+        try:
+            return [o for o in self._runner.list_owned() if self._roots.covers(o.source)]
+        except errors.RunnerError as error:
+            log.warning("Could not list the containers (%s); file order decides", error.message)
+            return []
 
     # --- the controller's status sink -------------------------------------------------------
 
@@ -246,7 +270,7 @@ class LocalController:
     def _log_removed(removed: Sequence[OwnedWorkload]) -> None:
         for owned in removed:
             log.info(
-                "Removed the container of %s (%s): it is no longer in the manifests",
+                "Removed the workload of %s (model %s): it is no longer in the manifests",
                 owned.owner.key,
                 owned.model_id,
             )

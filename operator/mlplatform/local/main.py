@@ -9,8 +9,9 @@ of the API server (like the kubelet's static pods). Exit codes:
     1  ``--once``: a model failed or was not ready within ``--timeout``, a manifest is
        invalid, or the engine did not answer (after ``RUNNERS_DOCKER_TIMEOUT`` and one
        retry); ``--down``: a container could not be removed
-    2  the settings or options are invalid (also: debug ports that would pass 65535), or
-       no manifest was found at all
+    2  the settings, options or paths are invalid (a path that does not exist, ``-``, a
+       folder with no model without ``--prune-empty``; debug ports that would pass 65535),
+       or another ``mlplatform local`` manages the same manifests; nothing is changed
     130/143  interrupted by SIGINT/SIGTERM during ``--once`` or ``--down``
 """
 
@@ -31,10 +32,11 @@ from mlplatform import errors, logs
 from mlplatform.config import Settings
 from mlplatform.core.controller import REMOVAL_WORKERS
 from mlplatform.core.reconcile import Reconciler
-from mlplatform.local import desired, preflight
+from mlplatform.local import desired, ownership, preflight, writer_lock
 from mlplatform.local.loop import LocalController
 from mlplatform.local.report import Reporter, read_status_file
 from mlplatform.runners import select
+from mlplatform.runners.base import OwnedWorkload, Runner
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +68,63 @@ def run(args: argparse.Namespace) -> int:
         return 2
     _configure_logging(settings)
     paths: list[Path] = list(args.paths)
+    # Ownership: every check of the arguments comes before the first engine request.
+    refusal = check_paths(paths, allow_empty=args.prune_empty or args.down)
+    if refusal:
+        print(f"mlplatform local: {refusal}", file=sys.stderr)
+        return 2
+    roots = ownership.Roots.of(paths)
+    try:
+        lock = writer_lock.acquire(
+            writer_lock.folder_for(settings.storage_dir, settings.controller), roots
+        )
+    except writer_lock.Held as held:
+        print(f"mlplatform local: {held}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"mlplatform local: cannot take the writer lock: {error}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, settings, paths, roots)
+    finally:
+        lock.release()
+
+
+def check_paths(paths: list[Path], *, allow_empty: bool) -> str:
+    """Why these manifest paths must not be run (nothing read from the engine), or ``""``.
+
+    A run removes what its paths no longer declare, so a mistyped path must not read as
+    "no models": a path that does not exist, ``-`` or a folder without any model is refused
+    (the last unless the user asks for it with ``--prune-empty`` or ``--down``).
+    """
+    for path in paths:
+        if str(path) == "-":
+            return (
+                'PATH "-": reading manifests from standard input is not supported; '
+                "give files or folders"
+            )
+        if not path.exists():
+            return f'PATH "{path}": does not exist'
+        if not path.is_dir():
+            continue
+        found = desired.load([path])
+        if not allow_empty and not found.models and not found.problems:
+            return (
+                f"{path} holds no MLModel: this would remove every model under {path}; "
+                "pass --prune-empty to allow"
+            )
+    return ""
+
+
+def _run(
+    args: argparse.Namespace, settings: Settings, paths: list[Path], roots: ownership.Roots
+) -> int:
     runners = select.Runners(settings)
     reconciler = Reconciler(runners)
     if not settings.runners_docker_enabled:
         log.warning("RUNNERS_DOCKER_ENABLED is not true: models with runner docker will not start")
     if args.down:
-        return down(paths, reconciler)
+        return down(paths, reconciler, roots, runners("docker"))
 
     reporter = Reporter(
         lambda: (controller.rows(), controller.problems, controller.notes),
@@ -87,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         previous=read_status_file(args.status_file),
         workers=args.workers,
         resync=args.resync,
+        roots=roots,
     )
     state = controller.load()
     for note in state.notes:
@@ -109,9 +163,10 @@ def run(args: argparse.Namespace) -> int:
             )
             return 1
     if not state.models and not state.problems:
-        log.error("No MLModel manifests found in %s", " ".join(map(str, paths)))
-        if args.once:
-            return 2
+        # Only reached with --prune-empty (check_paths refuses it otherwise).
+        log.warning(
+            "No MLModel in %s: every model made from them is removed", " ".join(map(str, paths))
+        )
     log.info(
         "Managing %d model(s) from %s as controller %s",
         len(state.models),
@@ -134,6 +189,7 @@ def once(controller: LocalController, reporter: Reporter, *, timeout: float) -> 
     reporter.final()
     if not progress.settled:
         log.error("Not every model converged within %.0fs", timeout)
+    # An invalid manifest fails --once even while its models keep their containers.
     return 0 if progress.ok and not controller.problems else 1
 
 
@@ -158,15 +214,16 @@ def watch(controller: LocalController, reporter: Reporter) -> int:
 DOWN_CONCURRENCY = REMOVAL_WORKERS
 
 
-def down(paths: list[Path], reconciler: Reconciler) -> int:
-    """Remove every container of the valid models in the manifests (storage is kept).
+def down(paths: list[Path], reconciler: Reconciler, roots: ownership.Roots, runner: Runner) -> int:
+    """Remove every container made from these manifests (storage is kept).
 
-    The models are removed concurrently: N models cost about one grace period, not N.
+    The valid models' containers, and every other container whose source lies under the
+    paths (a renamed id, a deleted or invalid manifest). Removals run concurrently: N models
+    cost about one grace period, not N.
     """
     state = desired.load(paths)
     for line in state.problems:
         log.error("Skipped an invalid manifest: %s", line)
-    models = sorted(state.models.items())
 
     def remove(item: tuple[str, desired.DesiredModel]) -> bool:
         key, model = item
@@ -175,18 +232,31 @@ def down(paths: list[Path], reconciler: Reconciler) -> int:
         except errors.RunnerError as error:
             log.error("Could not remove %s: %s", key, error.message)
             return False
-        log.info("%s: %s", key, event.message if event is not None else "no container")
+        log.info("%s: %s", key, event.message if event is not None else "no workload")
         return True
 
-    failed = False
-    if models:
-        workers = min(DOWN_CONCURRENCY, len(models))
-        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="down") as pool:
-            failed = not all(pool.map(remove, models))
-    if not state.models and not state.problems:
-        log.error("No MLModel manifests found in %s", " ".join(map(str, paths)))
-        return 2
-    return 1 if failed else 0
+    def remove_other(owned: OwnedWorkload) -> bool:
+        try:
+            runner.remove_owned(owned)
+        except errors.RunnerError as error:
+            log.error("Could not remove %s: %s", owned.workload_name, error.message)
+            return False
+        log.info("%s: Removed workload %s", owned.owner.key, owned.workload_name)
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(DOWN_CONCURRENCY, thread_name_prefix="down") as pool:
+        ok = all(list(pool.map(remove, sorted(state.models.items()))))
+        try:
+            others = [o for o in runner.list_owned() if roots.covers(o.source)]
+        except errors.RunnerError as error:
+            log.error(
+                "Could not list the other containers of %s: %s",
+                " ".join(map(str, paths)),
+                error.message,
+            )
+            return 1
+        ok = all(list(pool.map(remove_other, others))) and ok
+    return 0 if ok else 1
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:

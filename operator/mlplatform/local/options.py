@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--down", action="store_true", help="remove every container of the given manifests"
     )
     parser.add_argument(
+        "--prune-empty",
+        action="store_true",
+        help="allow a folder with no models: remove every model this run made from it",
+    )
+    parser.add_argument(
         "--timeout",
         type=argtypes.positive_seconds,
         default=120.0,

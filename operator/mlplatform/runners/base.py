@@ -29,7 +29,8 @@ LABEL_OWNER_NAME = "mlplatform.dev/owner-name"
 LABEL_OWNER_UID = "mlplatform.dev/owner-uid"
 LABEL_SPEC_HASH = "mlplatform.dev/spec-hash"
 LABEL_CONTROLLER = "mlplatform.dev/controller"
-# Where the desired state came from (local mode: the manifest's resolved path).
+# Where the desired state came from (local mode: the manifest's resolved path). A local run
+# removes only workloads whose source lies under the paths it was given.
 LABEL_SOURCE = "mlplatform.dev/source"
 
 # A workload counts as running (and may be Ready) once it has stayed up this long, as

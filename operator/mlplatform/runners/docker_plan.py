@@ -53,6 +53,9 @@ LABEL_ENDPOINT = "mlplatform.dev/endpoint"
 # can never be one, so a temporary name never collides with any model's container name.
 CANDIDATE_SEPARATOR = "_"
 CANDIDATE_REVISION_CHARS = 12
+# On every container whose model asks for debug ports: the claimers, oldest first, take the
+# ports in turn when the holder lets them go.
+LABEL_DEBUG_REQUESTED = "mlplatform.dev/debug-requested"
 SECURITY_OPT = ("no-new-privileges",)
 CAP_DROP = ("NET_RAW", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP", "SETPCAP")
 # Networks that would break endpoints or isolation (security defaults: no host network).
@@ -169,7 +172,7 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
     name = container_name(spec.id)
     # The hash covers what shapes the container (not suspend, not the owner): a change
     # replaces the container, anything else leaves it alone.
-    shape = {
+    shape: dict[str, object] = {
         "id": spec.id,
         "container": container.model_dump(mode="json", by_alias=True, exclude_none=True),
         "mounts": [mount.bind() for mount in mounts],
@@ -177,6 +180,13 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
         "debugPorts": {str(c): h for c, h in debug_ports.items()},
         "debugHostIp": settings.runners_docker_debug_host_ip if debug_ports else None,
     }
+    if spec.debug:
+        # Asking for debug ports is recorded on the container (it queues for the ports).
+        shape["debugRequested"] = True
+    if workload.source is not None:
+        # A manifest moved to another file re-labels its container: the source label is
+        # what decides which local run may remove it, so it must never be stale.
+        shape["source"] = workload.source
     spec_hash = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
     alias = stable_alias(workload.owner)
     labels = {
@@ -187,6 +197,8 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
     if debug_ports:
         first, last = min(debug_ports.values()), max(debug_ports.values())
         labels[LABEL_DEBUG_PORTS] = f"{first}-{last}"
+    if spec.debug:
+        labels[LABEL_DEBUG_REQUESTED] = "true"
     args: dict[str, Any] = {
         "name": name,
         "hostname": name,

@@ -181,7 +181,8 @@ class DockerRunner:
         )
 
     def delete(self, workload: base.Workload) -> base.RunnerStatus:
-        """Remove every container of the model (storage kept); missing is fine."""
+        """Remove every container of the model (storage kept); missing is fine. Containers
+        another manifest of the model now runs (the file moved) are left alone."""
         self._require_enabled()
         client = self._engine.client()
         found = self._containers(client, workload, revision=None)
@@ -190,8 +191,21 @@ class DockerRunner:
         every = [c for c in (found.serving, found.candidate, *found.leftovers) if c is not None]
         if not every:
             return base.RunnerStatus(state=base.State.REMOVED, workload_name=name, details=details)
+        theirs = [c for c in every if _moved_away(c, workload)]
+        if theirs and len(theirs) == len(every):
+            # Another manifest runs this model now (the file moved): not this workload's to
+            # remove.
+            source = theirs[0].labels.get(base.LABEL_SOURCE)
+            return base.RunnerStatus(
+                state=base.State.REMOVED,
+                workload_id=theirs[0].id,
+                workload_name=str(theirs[0].name),
+                message=f"container {theirs[0].name} now belongs to {source}; left running",
+                details={"containerName": str(theirs[0].name)},
+            )
+        every = [c for c in every if c not in theirs]
         self._remove_all(every)
-        main = found.serving or every[0]
+        main = found.serving if found.serving in every else every[0]
         return base.RunnerStatus(
             state=base.State.REMOVED,
             action=base.Action.REMOVED,
@@ -652,17 +666,35 @@ class DockerRunner:
         first = self._settings.runners_docker_host_port_debug
         if not workload.spec.debug or first is None:
             return None, None
-        label_filter = [
-            *docker_plan.owned_label_filter(self._settings.controller),
-            docker_plan.LABEL_DEBUG_PORTS,
-        ]
-        with self._engine.guard(Operation.LIST, "holding the debug ports"):
-            holders = client.containers.list(all=True, sparse=True, filters={"label": label_filter})
-        for holder in holders:
-            labels = holder.attrs.get("Labels") or {}
+        owned: dict[str, str | list[str] | bool] = {
+            "label": docker_plan.owned_label_filter(self._settings.controller)
+        }
+        with self._engine.guard(Operation.LIST, "claiming the debug ports"):
+            found = client.containers.list(all=True, sparse=True, filters=owned)
+        waiting: list[tuple[int, str]] = []
+        mine: int | None = None
+        for container in found:
+            labels = container.attrs.get("Labels") or {}
             model_id = labels.get(base.LABEL_MODEL_ID)
-            if model_id and labels.get(base.LABEL_OWNER_UID) != workload.owner.uid:
+            if not model_id:
+                continue
+            if labels.get(base.LABEL_OWNER_UID) == workload.owner.uid:
+                # This model's own (any of its ids, any revision): its age is its place.
+                created = int(container.attrs.get("Created") or 0)
+                mine = created if mine is None else min(mine, created)
+                continue
+            if docker_plan.LABEL_DEBUG_PORTS in labels:
                 return None, model_id
+            if (
+                labels.get(docker_plan.LABEL_DEBUG_REQUESTED)
+                and container.attrs.get("State") in _RUNNING
+            ):
+                waiting.append((int(container.attrs.get("Created") or 0), model_id))
+        # The ports are free: the oldest running claimer takes them (first come, first
+        # served); a model not yet created queues behind every running one.
+        older = [w for w in waiting if mine is None or w < (mine, workload.spec.id)]
+        if older:
+            return None, min(older)[1]
         return first, workload.spec.id
 
     # --- reading and removing containers -----------------------------------------------
@@ -1037,6 +1069,12 @@ def _current(container: Container, plan: docker_plan.ContainerPlan, network: str
     return _status_of(container) not in _RUNNING or _holds_alias(
         container, network, plan.aliases[0]
     )
+
+
+def _moved_away(container: Container, workload: base.Workload) -> bool:
+    """Whether ``container`` now belongs to another manifest of the model (the file moved)."""
+    source = container.labels.get(base.LABEL_SOURCE)
+    return workload.source is not None and source is not None and source != workload.source
 
 
 def _status_of(container: Container) -> str:
