@@ -234,26 +234,31 @@ def test_sigkill_between_the_new_ids_container_and_the_old_ones_removal_leaves_o
     local.wait_for(lambda c: set(c) == local.ids("a"), timeout=60)
     old, renamed = local.env.model_id("a"), local.env.model_id("a", "2")
     # A readiness probe that only passes after a few seconds holds the hand-over open: the
-    # new container runs, the model is not Running yet, so the old one must stay.
+    # new id's container runs (under its temporary name, behind the old one), it is not
+    # Ready yet, so the old one must keep serving.
     probe = {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 6}
     write_manifest(
         local.folder / "a.yaml", with_id(local, "a", renamed, container={"readinessProbe": probe})
     )
 
-    def handing_over() -> dict[str, str] | None:
-        found = local.containers()
-        return found if set(found) == {old, renamed} else None
+    def handing_over() -> tuple[dict[str, str], str] | None:
+        serving = local.containers()
+        new = local.by_model(running=True, candidates=True).get(renamed, [])
+        return (serving, new[0]) if set(serving) == {old} and len(new) == 1 else None
 
-    both = wait_until(handing_over, timeout=30, interval=0.05)
+    serving, new = wait_until(handing_over, timeout=30, interval=0.05)
 
     process.send_signal(signal.SIGKILL)
     process.wait(10)
-    assert local.containers() == both  # the hand-over was cut in the middle
+    assert local.containers() == serving  # the hand-over was cut in the middle
+    assert local.by_model(running=True, candidates=True) == {renamed: [new]}
 
     result = local.run("--once", "--timeout", "60")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert local.containers(running=False) == {renamed: both[renamed]}
+    # The new container took over (renamed to its contract name); nothing else is left.
+    assert local.containers(running=False) == {renamed: new}
+    assert local.by_model(candidates=True) == {}
 
 
 # --- one writer per folder --------------------------------------------------------------------
