@@ -12,7 +12,7 @@ from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.runners.base import RunnerEvent
 from mlplatform.runners.docker_runner import DockerRunner
-from mlplatform.runners.select import runner_for
+from mlplatform.runners.selection import runner_for
 from tests.support.docker_env import DockerEnv, wait_until
 from tests.support.images import TestImages
 

@@ -1,10 +1,12 @@
 """A second, private Docker engine that a test may stop and start (the shared one never is).
 
 Other test sessions use the machine's engine at the same time, so engine-outage tests get a
-``dockerd`` of their own: its own socket, data root, exec root and pid file under /tmp, no
-default bridge and no iptables rules (models use a user-defined network, which works
-without them). Images are copied in with ``docker save | docker load``. ``close`` removes
-its containers and networks, stops it and deletes its folders and bridges.
+``dockerd`` of their own: its own socket, data root, exec root and pid file under /tmp, a
+default bridge of its own and no iptables rules (models use a user-defined network, which
+works without them). Not ``--bridge none``: a dockerd started so deletes the host's
+``docker0``, the shared engine's default bridge, which ``docker build`` needs. Images are
+copied in with ``docker save | docker load``. ``close`` removes its containers and
+networks, stops it and deletes its folders and bridges.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ class PrivateEngine:
         return [Path(f"/tmp/mlpt-docker-{self.token}"), Path(f"/tmp/mlpt-exec-{self.token}")]
 
     @property
+    def default_bridge(self) -> str:
+        return f"mlpt-{self.token}"  # an interface name: at most 15 characters
+
+    @property
     def log_path(self) -> Path:
         return Path(f"/tmp/mlpt-dockerd-{self.token}.log")
 
@@ -62,6 +68,11 @@ class PrivateEngine:
         for folder in self.folders:
             folder.mkdir(parents=True, exist_ok=True)
         data_root, exec_root = self.folders
+        bridge = self.default_bridge
+        if bridge not in self.bridges:  # made once; a restarted engine finds it again
+            subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"], check=True)
+            self.bridges.add(bridge)
+            subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -75,7 +86,7 @@ class PrivateEngine:
                 "--pidfile",
                 f"/tmp/mlpt-dockerd-{self.token}.pid",
                 "--bridge",
-                "none",
+                bridge,
                 "--iptables=false",
                 "--ip-masq=false",
             ],

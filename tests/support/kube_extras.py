@@ -26,7 +26,7 @@ from mlplatform.core.reconcile import Reconciler
 from mlplatform.kube import handlers
 from mlplatform.kube.api import KubeApi
 from mlplatform.kube.operator import Operator
-from mlplatform.runners import select
+from mlplatform.runners import selection
 from mlplatform.runners.base import Runner
 from tests.support.kube_cluster import KubeCluster, running_operator
 
@@ -51,7 +51,7 @@ def build_controller(
 
     def runner_for(kind: str) -> Runner:
         if kind not in runners:
-            runners[kind] = select.runner_for(kind, settings)
+            runners[kind] = selection.runner_for(kind, settings)
         return runners[kind]
 
     metrics = Metrics()

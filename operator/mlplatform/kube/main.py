@@ -28,9 +28,9 @@ from mlplatform.kube import handlers
 from mlplatform.kube import options as kube_options
 from mlplatform.kube.api import KubeApi, PeeringUnavailable, ensure_peering
 from mlplatform.kube.operator import Operator
-from mlplatform.runners import select
+from mlplatform.runners import selection
 
-log = logging.getLogger("mlplatform.operator")
+log = logging.getLogger(__name__)
 
 _LOG_FORMATS = {
     "plain": kopf.LogFormat.PLAIN,
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         log_format = "json"
     kopf.configure(verbose=args.verbose, log_format=_LOG_FORMATS[log_format])
 
-    runners = select.Runners(settings)
+    runners = selection.Runners(settings)
     try:
         docker_runner = runners("docker")
     except errors.ConfigurationError as error:

@@ -21,7 +21,7 @@ import kopf
 
 from mlplatform.core.controller import Deleting, Desired, Refused, RetryLater
 from mlplatform.core.reconcile import Event, Outcome
-from mlplatform.kube import status as status_patching
+from mlplatform.kube import status_patch as status_patching
 from mlplatform.kube.api import KubeApi, ObjectGone
 from mlplatform.kube.store import Entry, ModelStore
 

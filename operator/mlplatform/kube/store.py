@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlplatform.core.controller import Deleting, Desired, Found, Refused
-from mlplatform.kube import status as status_patching
+from mlplatform.kube import status_patch as status_patching
 from mlplatform.kube.api import KubeApi
 from mlplatform.models.resource import validate_object
 from mlplatform.models.status import MLModelStatus

@@ -35,7 +35,7 @@ from mlplatform.core.reconcile import Reconciler
 from mlplatform.local import desired, ownership, preflight, writer_lock
 from mlplatform.local.loop import LocalController
 from mlplatform.local.report import Reporter, read_status_file
-from mlplatform.runners import select
+from mlplatform.runners import selection
 from mlplatform.runners.base import OwnedWorkload, Runner
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def check_paths(paths: list[Path], *, allow_empty: bool) -> str:
 def _run(
     args: argparse.Namespace, settings: Settings, paths: list[Path], roots: ownership.Roots
 ) -> int:
-    runners = select.Runners(settings)
+    runners = selection.Runners(settings)
     reconciler = Reconciler(runners)
     if not settings.runners_docker_enabled:
         log.warning("RUNNERS_DOCKER_ENABLED is not true: models with runner docker will not start")
