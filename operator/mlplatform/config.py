@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mlplatform.errors import ConfigurationError
+from mlplatform.models import rules
 
 
 class Settings(BaseSettings):
@@ -69,6 +70,58 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds to wait for the Docker engine before it counts as unavailable",
     )
+    # The Kubernetes runner (runner: kubernetes). None: on when the operator runs in a cluster
+    # (KUBERNETES_SERVICE_HOST is set), off otherwise; models then report RunnerDisabled.
+    runners_kubernetes_enabled: bool | None = Field(
+        default=None,
+        alias="RUNNERS_KUBERNETES_ENABLED",
+        description="true: runner kubernetes models run as Deployments; unset: on in a cluster",
+    )
+    # The claim <name>-storage every model with storage volumes gets: its size and class
+    # (None: the cluster's default StorageClass).
+    runners_kubernetes_storage_size: str = Field(
+        default="1Gi",
+        alias="RUNNERS_KUBERNETES_STORAGE_SIZE",
+        description="size of each model's storage claim <name>-storage",
+        pattern=rules.MEMORY_PATTERN,
+    )
+    runners_kubernetes_storage_class: str | None = Field(
+        default=None,
+        alias="RUNNERS_KUBERNETES_STORAGE_CLASS",
+        description="StorageClass of the storage claims; unset: the cluster's default",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+    )
+    # Existing claims mounted read-only at /data and /models (None: a model asking for that
+    # path is refused with a reason, no pod is created).
+    runners_kubernetes_data_claim: str | None = Field(
+        default=None,
+        alias="RUNNERS_KUBERNETES_DATA_CLAIM",
+        description="existing claim mounted read-only at /data; unset: /data is refused",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+    )
+    runners_kubernetes_models_claim: str | None = Field(
+        default=None,
+        alias="RUNNERS_KUBERNETES_MODELS_CLAIM",
+        description="existing claim mounted read-only at /models; unset: /models is refused",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+    )
+    # Whether deleting an MLModel deletes its storage claim too (default: kept, like the
+    # Docker runner's storage folder).
+    runners_kubernetes_delete_claim: bool = Field(
+        default=False,
+        alias="RUNNERS_KUBERNETES_DELETE_CLAIM",
+        description="true: deleting an MLModel deletes its storage claim too",
+    )
+    # Seconds a Kubernetes API call may take before the runner reports the API unavailable.
+    runners_kubernetes_timeout: float = Field(
+        default=10.0,
+        alias="RUNNERS_KUBERNETES_TIMEOUT",
+        gt=0,
+        description="seconds a Kubernetes API call may take before it counts as unavailable",
+    )
     data_dir: Path = Field(
         default=Path(".data"),
         alias="DATA_DIR",
@@ -118,6 +171,23 @@ class Settings(BaseSettings):
             if not parts.hostname or port == 0:
                 raise ValueError(f"{address!r} needs a host name and a port in 1-65535")
         return address
+
+    @field_validator(
+        "runners_kubernetes_storage_class",
+        "runners_kubernetes_data_claim",
+        "runners_kubernetes_models_claim",
+        mode="before",
+    )
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    def kubernetes_runner_enabled(self, environ: Mapping[str, str] | None = None) -> bool:
+        """Whether the Kubernetes runner may act: the setting, else "in a cluster"."""
+        if self.runners_kubernetes_enabled is not None:
+            return self.runners_kubernetes_enabled
+        env = os.environ if environ is None else environ
+        return bool(env.get("KUBERNETES_SERVICE_HOST"))
 
     @field_validator("data_dir", "mlmodels_dir", "storage_dir")
     @classmethod

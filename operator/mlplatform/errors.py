@@ -4,6 +4,7 @@
     ├── ConfigurationError          settings that cannot work (bad directory, bad port)
     └── RunnerError                 a runner could not do what was asked
         ├── RunnerUnavailable       the engine does not answer (down, socket unreachable); retry
+        │   └── NeedsCluster        runner kubernetes outside the operator (local mode); final
         ├── RunnerDisabled          the runner is switched off (RUNNERS_DOCKER_ENABLED is not true)
         ├── RunnerNotImplemented    spec.runner names a backend this build does not have (``pod``)
         ├── ImageNotFound           the image is absent and cannot be had (policy, registry)
@@ -11,6 +12,7 @@
         ├── ContainerConflict       a container with the model's name exists and is not ours
         ├── PortInUse               a host port the model needs is taken
         └── StartFailed             the engine refused to create or start the container
+            └── StorageNotConfigured  a volume the spec asks for has no source configured
 
 ``RunnerError.retryable`` tells the reconcile core whether waiting may fix it.
 """
@@ -38,6 +40,12 @@ class RunnerError(MLPlatformError):
 
 class RunnerUnavailable(RunnerError):
     """Raised when the engine does not answer within the timeout."""
+
+
+class NeedsCluster(RunnerUnavailable):
+    """Raised by runner kubernetes where there is no Kubernetes API (local mode): for good."""
+
+    retryable = False
 
 
 class RunnerDisabled(RunnerError):
@@ -70,3 +78,9 @@ class PortInUse(RunnerError):
 
 class StartFailed(RunnerError):
     """Raised when the engine refuses to create or start the container."""
+
+
+class StorageNotConfigured(StartFailed):
+    """Raised when the spec mounts a path (``/data``) whose source the operator lacks."""
+
+    retryable = False

@@ -94,6 +94,26 @@ def test_once_exits_1_quickly_when_a_model_crash_loops_or_its_image_is_missing(
     assert MISSING_IMAGE in items["missing"]["status"]["message"]
 
 
+def test_once_reports_a_kubernetes_model_as_needing_a_cluster_without_waiting(
+    local: LocalCli,
+) -> None:
+    local.write("good")
+    local.write("incluster", runner="kubernetes")
+
+    result = local.run("--once", "--timeout", "300", "--output", "json")
+
+    assert result.returncode == 1, result.stderr
+    assert "converged within" not in result.stderr  # settled on a final failure, no timeout
+    items = _status_items(result.stdout)
+    assert items["good"]["status"]["phase"] == "Running"
+    refused = items["incluster"]["status"]
+    assert refused["phase"] == "Failed"
+    ready = next(c for c in refused["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "RunnerUnavailable")
+    assert "needs the operator in a cluster" in ready["message"]
+    assert set(local.containers()) == local.ids("good")
+
+
 def test_an_invalid_manifest_is_reported_while_the_others_run(local: LocalCli) -> None:
     local.write("good")
     bad = local.folder / "bad.yaml"

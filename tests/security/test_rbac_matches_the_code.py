@@ -5,6 +5,9 @@ What the operator needs comes from two places:
 - the Kubernetes client calls in ``mlplatform/kube/`` (found by walking the AST: each
   ``CustomObjectsApi``/``CoreV1Api`` method called maps to one verb on one resource), so a new
   call without a table entry here fails this test until someone decides its RBAC;
+- the client methods the Kubernetes runner (``mlplatform/runners/kubernetes/``) uses: every
+  ``AppsV1Api``/``CoreV1Api`` method it names (called, or passed to its error wrapper) maps
+  to its verbs in ``RUNNER_METHODS``; a cluster-wide list method is also its watch;
 - kopf's own needs for what the code registers (kopf's documentation, "Deployment > RBAC"):
   list/watch/patch of the watched resource (handlers, finalizers, progress annotations),
   create of Events, list/watch of CRDs and namespaces, and the peering objects when peering
@@ -25,6 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "operator" / "mlplatform" / "kube"
+RUNNER = ROOT / "operator" / "mlplatform" / "runners" / "kubernetes"
 MANIFESTS = ROOT / "manifests"
 
 Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -42,6 +46,25 @@ CLIENT_METHODS: dict[str, str] = {
     "create_namespaced_custom_object": "create",
     "create_cluster_custom_object": "create",
 }
+# The Kubernetes runner's typed client methods and the rules each needs.
+_RUNNER_KINDS = {
+    "deployment": ("apps", "deployments"),
+    "service": ("", "services"),
+    "persistent_volume_claim": ("", "persistentvolumeclaims"),
+    "pod": ("", "pods"),
+}
+RUNNER_METHODS: dict[str, set[Rule]] = {}
+for _kind, (_group, _plural) in _RUNNER_KINDS.items():
+    RUNNER_METHODS[f"read_namespaced_{_kind}"] = {(_group, _plural, "get")}
+    RUNNER_METHODS[f"create_namespaced_{_kind}"] = {(_group, _plural, "create")}
+    RUNNER_METHODS[f"patch_namespaced_{_kind}"] = {(_group, _plural, "patch")}
+    RUNNER_METHODS[f"delete_namespaced_{_kind}"] = {(_group, _plural, "delete")}
+    RUNNER_METHODS[f"list_namespaced_{_kind}"] = {(_group, _plural, "list")}
+    RUNNER_METHODS[f"list_{_kind}_for_all_namespaces"] = {
+        (_group, _plural, "list"),
+        (_group, _plural, "watch"),
+    }
+_CLIENT_VERBS = ("read_", "create_", "patch_", "delete_", "list_", "replace_", "watch_")
 KNOWN_PLURALS = {
     "mlmodels": "mlplatform.dev",
     "kopfpeerings": "kopf.dev",
@@ -100,6 +123,22 @@ def calls_in_code() -> set[Rule]:
     return found
 
 
+def runner_calls() -> set[Rule]:
+    """The rules the Kubernetes runner's client methods need (unknown methods fail)."""
+    found: set[Rule] = set()
+    for path in sorted(RUNNER.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Attribute) or not node.attr.startswith(_CLIENT_VERBS):
+                continue
+            base = node.value
+            if not (isinstance(base, ast.Attribute) and base.attr in {"_apps", "_core"}):
+                continue
+            assert node.attr in RUNNER_METHODS, f"{path.name}: {node.attr} has no RBAC decision"
+            found |= RUNNER_METHODS[node.attr]
+    return found
+
+
 def granted() -> set[Rule] | None:
     """Every (group, resource, verb) of the ClusterRoles/Roles rendered from manifests/.
 
@@ -144,11 +183,19 @@ def test_every_kubernetes_call_in_the_operator_has_a_known_rbac_rule() -> None:
     }
 
 
+def test_the_kubernetes_runner_needs_its_workload_kinds_and_only_reads_pods() -> None:
+    needed = runner_calls()
+    verbs = {"get", "list", "watch", "create", "patch", "delete"}
+    for group, plural in (("apps", "deployments"), ("", "services")):
+        assert {(group, plural, verb) for verb in verbs} <= needed, (plural, needed)
+    assert {verb for group, plural, verb in needed if plural == "pods"} == {"list", "watch"}
+
+
 def test_the_cluster_role_grants_exactly_what_the_code_and_kopf_use() -> None:
     rules = granted()
     if rules is None:
         pytest.skip("kubectl is not installed: it renders manifests/ offline")
-    needed = calls_in_code() | KOPF_NEEDS
+    needed = calls_in_code() | runner_calls() | KOPF_NEEDS
     # Both Event APIs are acceptable for kopf's posting; one of them is enough.
     optional = {("events.k8s.io", "events", "create"), ("", "events", "create")}
     missing = needed - rules - optional

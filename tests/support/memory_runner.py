@@ -113,6 +113,8 @@ class MemoryRunner:
         name = container_name(workload.spec.id)
         if self.fail_apply is not None:
             raise self.fail_apply
+        if workload.spec.suspend:  # as the Docker runner: suspended means no container
+            return self.delete(workload)
         spec_hash = workload.spec.model_dump_json()
         current = self.containers.get(name)
         if current and current.owner.uid != workload.owner.uid:

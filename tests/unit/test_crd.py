@@ -136,7 +136,7 @@ def test_the_spec_requires_id_and_container_and_keeps_the_model_defaults() -> No
     runner = spec["properties"]["runner"]
     assert {key: value for key, value in runner.items() if key != "description"} == {
         "default": "docker",
-        "enum": ["docker", "pod"],
+        "enum": ["docker", "kubernetes"],
         "type": "string",
     }
     assert spec["properties"]["suspend"]["default"] is False

@@ -74,6 +74,29 @@ def _render(folder: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def test_the_kubernetes_runner_overlay_runs_without_docker_as_non_root_read_only() -> None:
+    rendered = _render("manifests/overlays/kubernetes-runner")
+    version = kubernetes_validate.latest_version()
+    for doc in rendered:
+        if doc["kind"] != KIND:
+            kubernetes_validate.validate(doc, version, strict=True)
+    [deployment] = [d for d in rendered if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RUNNERS_DOCKER_ENABLED"] == "false"
+    assert env["RUNNERS_KUBERNETES_ENABLED"] == "true"
+    assert "DOCKER_HOST" not in env
+    assert not pod.get("hostNetwork")
+    assert all("hostPath" not in volume for volume in pod["volumes"])
+    assert "docker" not in yaml.safe_dump(pod["volumes"] + container["volumeMounts"])
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] != 0
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert any(d["kind"] == "CustomResourceDefinition" for d in rendered)
+
+
 def _operator(docs: list[dict[str, Any]]) -> dict[str, Any]:
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]

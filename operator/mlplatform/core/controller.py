@@ -176,6 +176,7 @@ class Controller:
         *,
         reconciler: Reconciler,
         runner: Runner,
+        more_runners: Sequence[Runner] = (),
         source: DesiredStateSource,
         sink: StatusSink,
         workers: int = 8,
@@ -188,6 +189,9 @@ class Controller:
     ) -> None:
         self.reconciler = reconciler
         self.runner = runner
+        # Every runner this front end drives (the operator: each enabled one): each has its
+        # event stream watched and its workloads listed by the resync.
+        self.runners: tuple[Runner, ...] = (runner, *more_runners)
         self.source = source
         self.sink = sink
         self.resync_interval = resync_interval
@@ -201,10 +205,11 @@ class Controller:
         self._removing_lock = threading.Lock()
         self._sources: list[EventSource] = []
         if watch_runner:
-            self._sources.append(
+            self._sources.extend(
                 DriftWatcher(
-                    runner, self._on_runner_event, on_reconnect=self.resync_soon, retry=retry
+                    each, self._on_runner_event, on_reconnect=self.resync_soon, retry=retry
                 )
+                for each in self.runners
             )
         self._sources.extend(sources)
         self._lock = threading.Condition()  # guards the deletions; notified on each release
@@ -462,32 +467,57 @@ class Controller:
     # --- resync ------------------------------------------------------------------------------
 
     def resync(self) -> Resync | None:
-        """One listing of the runner: queue the models whose workload disagrees with their
+        """One listing per runner: queue the models whose workload disagrees with their
         status, remove the orphans in scope. Blocking; None when it could not list."""
         statuses: dict[str, MLModelStatus | None] = {}
         by_uid: dict[str, str] = {}
+        kinds: dict[str, str] = {}
         for key in self.source.list_keys():
             found = self.source.get(key)
             if isinstance(found, Desired):
                 statuses[found.owner.uid] = found.status
                 by_uid[found.owner.uid] = key
-        try:
-            result = self.reconciler.resync(
-                self.runner, statuses, self.source.live_uids, scope=self.source.in_scope
+                kinds[found.owner.uid] = found.workload.spec.runner
+        stale: set[str] = set()
+        removed: list[OwnedWorkload] = []
+        listed = False
+        for runner in self.runners:
+            # With several runners, each judges the models that run on it only.
+            mine = (
+                statuses
+                if len(self.runners) == 1
+                else {uid: s for uid, s in statuses.items() if kinds[uid] == runner.type}
             )
-        except errors.RunnerError as error:  # engine down: let every model say so
-            log.warning("Resync could not list the workloads (%s); checking every model", error)
-            self.enqueue_all()
+            try:
+                result = self.reconciler.resync(
+                    runner, mine, self.source.live_uids, scope=self.source.in_scope
+                )
+            except errors.RunnerError as error:  # engine down: let its models say so
+                log.warning(
+                    "Resync could not list the %s workloads (%s); checking its models",
+                    runner.type,
+                    error,
+                )
+                if len(self.runners) == 1:
+                    self.enqueue_all()
+                else:
+                    for uid in mine:
+                        self.queue.add(by_uid[uid])
+                continue
+            except Exception as error:  # the front end could not list its owners: next round
+                log.warning("Skipped a resync: %s", error)
+                return None
+            listed = True
+            stale |= result.stale
+            removed.extend(result.removed)
+        if not listed:
             return None
-        except Exception as error:  # the front end could not list its owners: next round
-            log.warning("Skipped a resync: %s", error)
-            return None
-        for uid in result.stale:
+        for uid in stale:
             self.queue.add(by_uid[uid])
-        for owned in result.removed:
+        for owned in removed:
             log.info(
                 "Removed the workload of %s (model %s): its owner is gone",
                 owned.owner.key,
                 owned.model_id,
             )
-        return result
+        return Resync(frozenset(stale), tuple(removed))

@@ -200,7 +200,12 @@ class Reconciler:
         except errors.RunnerError as error:
             return self._failed(step, workload, error, now)
         outcome = _waiting_for_debug_ports(outcome)
-        if _became_running(previous, outcome.status, new_generation):
+        # A runner that names the workload after its owner (Kubernetes: the Deployment is
+        # the MLModel's name) never holds two for one owner: an id change patches the one in
+        # place, and there is nothing to retire (nor a listing of every workload to pay).
+        if _became_running(previous, outcome.status, new_generation) and not getattr(
+            runner, "one_workload_per_owner", False
+        ):
             try:
                 retired = self._retire_old_ids(runner, workload, outcome.status)
             except errors.RunnerError:
@@ -211,19 +216,28 @@ class Reconciler:
         return outcome
 
     def _suspend(self, step: _Step, runner: Runner, workload: Workload) -> Outcome:
-        removed = runner.delete(workload)
-        if removed.action == Action.REMOVED:
+        """Apply the suspended workload: the runner decides what suspended means.
+
+        The Docker runner removes the container; the Kubernetes runner scales its Deployment
+        to 0 and keeps the Service and the claim. Storage is kept either way.
+        """
+        applied = runner.apply(workload)
+        name = applied.workload_name
+        if applied.action == Action.REMOVED:
+            step.events.append(Event("Normal", "Removed", f"Removed workload {name} (suspended)"))
+        elif applied.action != Action.NONE:
             step.events.append(
-                Event("Normal", "Removed", f"Removed workload {removed.workload_name} (suspended)")
+                Event("Normal", "Suspended", f"Suspended workload {name}: {applied.message}")
             )
-        # Nothing runs: the runner type and its own words on the removed workload only.
-        step.status.runner = RunnerDetails.model_validate({**removed.details, "type": runner.type})
+        # Nothing runs: the runner type and its own words on the suspended workload only.
+        step.status.runner = RunnerDetails.model_validate({**applied.details, "type": runner.type})
         step.status.consecutive_failures = 0
-        step.not_ready(
-            Phase.STOPPED, Reason.SUSPENDED, "suspended: container removed, storage kept"
-        )
+        message = f"suspended: {applied.message or 'workload removed, storage kept'}"
+        step.not_ready(Phase.STOPPED, Reason.SUSPENDED, message)
         step.condition(ConditionType.CONTAINER_RUNNING, False, Reason.SUSPENDED)
-        return Outcome(step.status, None, tuple(step.events))
+        # Pods still terminating: look again until the runner reports them gone.
+        requeue = None if applied.state in (State.REMOVED, State.MISSING) else STARTING_RETRY
+        return Outcome(step.status, requeue, tuple(step.events))
 
     def _run(self, step: _Step, runner: Runner, workload: Workload, now: float) -> Outcome:
         previous_id = step.status.runner.workload_id if step.status.runner else None
@@ -658,7 +672,21 @@ class Reconciler:
         self, step: _Step, workload: Workload, error: errors.RunnerError, now: float
     ) -> Outcome:
         status = step.status
+        previous_message = status.message
         self.metrics.runner_errors.labels(error=type(error).__name__).inc()
+        if isinstance(error, errors.RunnerUnavailable) and not error.retryable:
+            # For good (a Kubernetes model where there is no cluster): final, not retried.
+            step.condition(
+                ConditionType.CONTAINER_RUNNING, False, Reason.RUNNER_UNAVAILABLE, error.message
+            )
+            step.not_ready(
+                Phase.FAILED, Reason.RUNNER_UNAVAILABLE, f"runner unavailable: {error.message}"
+            )
+            if previous_message != status.message:
+                step.events.append(
+                    Event("Warning", Reason.RUNNER_UNAVAILABLE.value, status.message)
+                )
+            return Outcome(status, None, tuple(step.events))
         if isinstance(error, errors.RunnerUnavailable):
             # Not the model's fault: nothing known, nothing counted; look again soon.
             status.phase = Phase.PENDING if status.phase != Phase.STOPPED else status.phase
@@ -769,9 +797,9 @@ class Reconciler:
         same manifest file; the operator records none), never the one that serves.
 
         For a runner that brings the new id up beside the old one and reports it as the
-        model's workload. A runner that rolls a new revision out behind the serving workload
-        (Docker: ``Updating``) retires the old id itself when the new one takes over; while
-        that update runs the old workload is the serving one and is left alone here.
+        model's workload; runners with ``one_workload_per_owner`` (Docker, Kubernetes) hand
+        over themselves and are not asked. Never while an update runs (``Updating``): the
+        old workload is then the serving one.
         """
         if status.updating:
             return []
@@ -808,7 +836,8 @@ def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
     if status is None:
         return False
     if status.phase == Phase.STOPPED:
-        return found is None
+        # Suspended: nothing, or a workload scaled to nothing (a Kubernetes Deployment at 0).
+        return found is None or found.state == State.REMOVED
     return (
         status.phase == Phase.RUNNING
         and found is not None
@@ -850,6 +879,7 @@ _REASONS: dict[type[errors.RunnerError], Reason] = {
     errors.ContainerConflict: Reason.CONFLICT,
     errors.PortInUse: Reason.PORT_IN_USE,
     errors.StartFailed: Reason.START_FAILED,
+    errors.StorageNotConfigured: Reason.STORAGE_NOT_CONFIGURED,
 }
 
 

@@ -27,6 +27,8 @@ class KubeApi:
     """A thin client for MLModel status writes and listings; safe to share between threads."""
 
     def __init__(self, client: Any, *, request_timeout: float = 10.0) -> None:
+        # The official ``ApiClient``, shared with the Kubernetes runner (one connection pool).
+        self.client = client
         self._objects = kubernetes.client.CustomObjectsApi(client)
         self._timeout = request_timeout
 

@@ -118,6 +118,7 @@ def build() -> dict[str, Any]:
             "spec": spec_schema,
             "status": status_schema,
         },
+        "x-kubernetes-validations": copy.deepcopy(spec_model.OBJECT_VALIDATIONS),
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -51,21 +51,24 @@ def run(args: argparse.Namespace) -> int:
         log_format = "json"
     kopf.configure(verbose=args.verbose, log_format=_LOG_FORMATS[log_format])
 
-    runners = selection.Runners(settings)
+    api = KubeApi.from_environment()
+    # One API client for the status writes and the Kubernetes runner.
+    runners = selection.Runners(settings, api_client=api.client)
     try:
-        docker_runner = runners("docker")
+        enabled = runners.enabled() or [runners("docker")]
     except errors.ConfigurationError as error:
         log.error("%s", error)
         return 2
+    log.info("Runners: %s", ", ".join(runner.type for runner in enabled))
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
     namespaces = kube_options.namespaces(args)
-    api = KubeApi.from_environment()
     operator = Operator(
         reconciler=Reconciler(runners, metrics=metrics),
         api=api,
-        runner=docker_runner,
+        runner=enabled[0],
+        more_runners=enabled[1:],
         namespaces=namespaces,
         resync_interval=args.resync_interval,
         delete_timeout=args.delete_timeout,

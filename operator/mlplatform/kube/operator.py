@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -46,6 +46,7 @@ class Operator:
         reconciler: Reconciler,
         api: KubeApi,
         runner: Runner,
+        more_runners: Sequence[Runner] = (),
         namespaces: Collection[str] = (),
         resync_interval: float = 60.0,
         delete_timeout: float = 30.0,
@@ -57,6 +58,7 @@ class Operator:
         self.controller = Controller(
             reconciler=reconciler,
             runner=runner,
+            more_runners=more_runners,
             source=self.store,
             sink=KubeSink(self.store, api),
             workers=workers,

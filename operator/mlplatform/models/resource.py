@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mlplatform.models import rules
 from mlplatform.models.spec import API_GROUP, API_VERSION, KIND, MLModelSpec, shown
 
 GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
@@ -104,6 +105,8 @@ def validate_object(obj: object) -> tuple[ValidMLModel | None, list[Problem]]:
         return None, problems
     spec, spec_problems = validate_spec(obj["spec"])
     problems.extend(spec_problems)
+    if spec is not None and name is not None:
+        problems.extend(_check_name_for_runner(name, spec, from_prefix="name" not in metadata))
     if problems or spec is None or name is None:
         return None, problems
     return ValidMLModel(name=name, namespace=namespace, spec=spec, metadata=metadata), []
@@ -148,6 +151,19 @@ def _check_metadata(
     return name, namespace
 
 
+def _check_name_for_runner(name: str, spec: MLModelSpec, *, from_prefix: bool) -> list[Problem]:
+    """The Kubernetes runner names a Service after the MLModel: a DNS-1035 label."""
+    if spec.runner != "kubernetes":
+        return []
+    # A generateName prefix gets five random lower-case letters and digits appended.
+    full = f"{name}x0000" if from_prefix else name
+    if len(full) <= rules.DNS_1035_LABEL_MAX_LENGTH and _DNS_1035.fullmatch(full):
+        return []
+    field = "metadata.generateName" if from_prefix else "metadata.name"
+    return [Problem(field, f"{shown(name)} {rules.KUBERNETES_NAME_RULE}")]
+
+
+_DNS_1035 = re.compile(rules.DNS_1035_LABEL_PATTERN.strip("^$"))
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

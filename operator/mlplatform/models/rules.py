@@ -70,3 +70,17 @@ HTTP_PATH_PATTERN: Final = r"^/[-A-Za-z0-9._~!$&'()*+,;=:@%/?]*$"
 # cannot hold a teardown, a deletion or an update hostage for long.
 GRACE_PERIOD_DEFAULT_SECONDS: Final = 10
 GRACE_PERIOD_MAX_SECONDS: Final = 300
+# The Kubernetes runner names a Service after the MLModel, so the name must be a DNS-1035
+# label: lower-case letters, digits and "-", starting with a letter, at most 63 characters.
+DNS_1035_LABEL_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS_1035_LABEL_MAX_LENGTH: Final = 63
+KUBERNETES_NAME_RULE: Final = (
+    "must be a DNS-1035 label for runner kubernetes (it names the model's Service): "
+    'lower-case letters, digits and "-", starting with a letter and ending with a letter or '
+    "digit, at most 63 characters"
+)
+# Debug ports are a Docker-runner feature (host ports on the operator's machine).
+KUBERNETES_DEBUG_RULE: Final = (
+    "debug: true is for runner docker only (with runner kubernetes, reach the model with "
+    "kubectl port-forward svc/<name> <port>)"
+)

@@ -16,9 +16,11 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,7 +36,10 @@ SINGULAR = "mlmodel"
 # "mlm" is Seldon Core v2's Model; KServe has isvc/tm/ig. "mlpm": mlplatform model.
 SHORT_NAMES = ("mlpm",)
 
-RunnerType = Literal["docker", "pod"]
+RunnerType = Literal["docker", "kubernetes"]
+# The value the first CRD reserved for "a future pod backend": refused with a pointer to the
+# runner that became of it.
+RETIRED_RUNNERS = {"pod": "kubernetes"}
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 
 
@@ -549,24 +554,67 @@ class ContainerSpec(_Strict):
         return self
 
 
+# Rules on the whole object (the CRD puts them at the root of its schema, where CEL may read
+# metadata.name): the Kubernetes runner names a Service after the MLModel.
+OBJECT_VALIDATIONS: list[dict[str, JsonValue]] = [
+    cel(
+        "!has(self.spec) || !has(self.spec.runner) || self.spec.runner != 'kubernetes' "
+        "|| !has(self.metadata.name) "
+        f"|| (size(self.metadata.name) <= {rules.DNS_1035_LABEL_MAX_LENGTH} "
+        f"&& self.metadata.name.matches({cel_string(rules.DNS_1035_LABEL_PATTERN)}))",
+        f"metadata.name {rules.KUBERNETES_NAME_RULE}",
+    )
+]
+
+
+def _check_runner(value: object) -> object:
+    if isinstance(value, str) and value in RETIRED_RUNNERS:
+        raise _invalid(
+            "runner_retired",
+            f"must be one of 'docker' or 'kubernetes', got string {shown(value)} "
+            f'(the reserved pod backend is now runner "{RETIRED_RUNNERS[value]}")',
+        )
+    return value
+
+
 class MLModelSpec(_Strict):
     """The desired state of one model server."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel_schema(
+            cel(
+                "!(self.runner == 'kubernetes' && self.debug)",
+                rules.KUBERNETES_DEBUG_RULE,
+            )
+        )
+    )
 
     id: ModelId = Field(
         description='The model\'s id, "name:version" in lower case (e.g. "iris:1.0"); it names '
         'the container ("name-version"), its DNS name and its storage folders, and must be '
         "unique among the models of one engine."
     )
-    runner: RunnerType = Field(default="docker", description="Where the model runs.")
+    runner: Annotated[RunnerType, BeforeValidator(_check_runner)] = Field(
+        default="docker", description="Where the model runs: docker or kubernetes."
+    )
     suspend: bool = Field(
-        default=False, description="true: the container is removed and not recreated."
+        default=False,
+        description="true: nothing runs (docker: the container is removed; kubernetes: the "
+        "Deployment is scaled to 0); storage is kept.",
     )
     debug: bool = Field(
         default=False,
         description="true: the container's ports are also published on the host "
-        "(needs RUNNERS_DOCKER_HOST_PORT_DEBUG; one debug model at a time).",
+        "(needs RUNNERS_DOCKER_HOST_PORT_DEBUG; one debug model at a time; runner docker only).",
     )
     container: ContainerSpec = Field(description="The model server's container.")
+
+    @field_validator("debug")
+    @classmethod
+    def _no_debug_ports_in_a_cluster(cls, debug: bool, info: ValidationInfo) -> bool:
+        if debug and info.data.get("runner") == "kubernetes":
+            raise _invalid("debug_kubernetes", rules.KUBERNETES_DEBUG_RULE)
+        return debug
 
     def to_wire(self) -> dict[str, Any]:
         """The spec as the API stores it, every default filled in (camelCase)."""

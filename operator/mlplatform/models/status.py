@@ -65,6 +65,8 @@ class Reason(enum.StrEnum):
     # Updating
     NEW_REVISION_STARTING = "NewRevisionStarting"
     UP_TO_DATE = "UpToDate"
+    # A volume the spec asks for that the runner has no storage configured for.
+    STORAGE_NOT_CONFIGURED = "StorageNotConfigured"
     # ImageReady
     IMAGE_PRESENT = "ImagePresent"
     IMAGE_PULLED = "ImagePulled"

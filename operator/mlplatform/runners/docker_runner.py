@@ -125,6 +125,10 @@ class DockerRunner:
     """Runs workloads as Docker containers; one per settings object, for the process's life."""
 
     type = "docker"
+    # Every container of a model is found by its owner uid, whatever its id: an id change is
+    # rolled out behind the serving container and the old id's goes when the new one takes
+    # over, so the core has no old id to retire (nor a listing to pay for it).
+    one_workload_per_owner = True
 
     def __init__(self, settings: Settings, *, min_ready: float = base.MIN_READY_SECONDS) -> None:
         if settings.runners_docker_network in docker_plan.FORBIDDEN_NETWORKS:

@@ -2,14 +2,18 @@
 
 ``runner_for`` builds a new runner; ``Runners`` builds each kind once and keeps it for the
 life of the process (a runner holds the engine connection). ``docker`` is the Docker runner
-(imported lazily, so code that never runs a model does not need docker-py); ``pod`` is
-admitted by the schema but not built yet, and its runner refuses every call with
-``RunnerNotImplemented``.
+(imported lazily, so code that never runs a model does not need docker-py). ``kubernetes``
+is the Kubernetes runner when the process has a Kubernetes API client (the operator) and
+the runner is enabled (``RUNNERS_KUBERNETES_ENABLED``, by default: running in a cluster);
+without a client (local mode) its models are reported ``RunnerUnavailable`` — it needs the
+operator in a cluster — and switched off they are ``RunnerDisabled``. Any other kind gets a
+runner that refuses every call with ``RunnerNotImplemented``.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from mlplatform import errors
 from mlplatform.config import Settings
@@ -25,7 +29,7 @@ class UnavailableRunner:
 
     def _refuse(self) -> errors.RunnerNotImplemented:
         return errors.RunnerNotImplemented(
-            f'runner "{self.type}" is not available in this build (only "docker" is)'
+            f'runner "{self.type}" is not available in this build (runners: "docker", "kubernetes")'
         )
 
     def apply(self, workload: base.Workload) -> base.RunnerStatus:
@@ -51,25 +55,71 @@ class UnavailableRunner:
         raise self._refuse()
 
 
-def runner_for(kind: RunnerType | str, settings: Settings) -> base.Runner:
-    """A new runner for ``spec.runner``; keep it (one per kind per process)."""
+class RefusingRunner(UnavailableRunner):
+    """A runner that cannot act here: every call raises the error it was made with."""
+
+    def __init__(self, type: str, error: errors.RunnerError) -> None:
+        super().__init__(type)
+        self._error = error
+
+    def _refuse(self) -> errors.RunnerError:  # type: ignore[override]
+        return type(self._error)(self._error.message)
+
+
+NEEDS_A_CLUSTER = (
+    'runner "kubernetes" needs the operator in a cluster (mlplatform operator); '
+    "this process has no Kubernetes API (local mode runs runner docker only)"
+)
+KUBERNETES_DISABLED = (
+    'runner "kubernetes" is disabled: RUNNERS_KUBERNETES_ENABLED is false (by default it is '
+    "on only when the operator runs in a cluster)"
+)
+
+
+def runner_for(
+    kind: RunnerType | str, settings: Settings, *, api_client: Any = None
+) -> base.Runner:
+    """A new runner for ``spec.runner``; keep it (one per kind per process).
+
+    ``api_client``: the Kubernetes ``ApiClient`` the operator uses; None in local mode.
+    """
     if kind == "docker":
         from mlplatform.runners.docker_runner import DockerRunner
 
         return DockerRunner(settings)
+    if kind == "kubernetes":
+        if api_client is None:
+            return RefusingRunner(kind, errors.NeedsCluster(NEEDS_A_CLUSTER))
+        if not settings.kubernetes_runner_enabled():
+            return RefusingRunner(kind, errors.RunnerDisabled(KUBERNETES_DISABLED))
+        from mlplatform.runners.kubernetes.runner import KubernetesRunner
+
+        return KubernetesRunner(settings, api_client)
     return UnavailableRunner(kind)
 
 
 class Runners:
     """``spec.runner`` → its runner, each kind made on first use and kept (thread-safe)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, api_client: Any = None) -> None:
         self._settings = settings
+        self._api_client = api_client
         self._made: dict[str, base.Runner] = {}
         self._lock = threading.Lock()
+
+    def enabled(self) -> list[base.Runner]:
+        """The runners this process drives: Docker when enabled, Kubernetes when enabled and
+        there is an API client (the operator). Their events are watched, their workloads
+        listed by the resync; a model of another kind still gets its runner's refusal."""
+        kinds = []
+        if self._settings.runners_docker_enabled:
+            kinds.append("docker")
+        if self._api_client is not None and self._settings.kubernetes_runner_enabled():
+            kinds.append("kubernetes")
+        return [self(kind) for kind in kinds]
 
     def __call__(self, kind: str) -> base.Runner:
         with self._lock:
             if kind not in self._made:
-                self._made[kind] = runner_for(kind, self._settings)
+                self._made[kind] = runner_for(kind, self._settings, api_client=self._api_client)
             return self._made[kind]

@@ -1,0 +1,134 @@
+"""The KMock emulator with the workload kinds, as a process of its own, for the Kubernetes bench.
+
+``python bench/kube_workload_api.py KUBECONFIG REQUEST_LOG`` serves the test suite's
+``WorkloadEmulator`` (MLModels, Deployments, Services, claims, pods, label selectors) on a
+random local port, writes a kubeconfig pointing at it, and serves until SIGTERM/SIGINT.
+
+Three bench-side adjustments, each for a reason:
+
+- no request history (as ``kube_api.BenchEmulator``: KMock's history makes every request
+  slower than the last, and the bench creates thousands of objects);
+- every request is logged as ``<unix time> <METHOD> <path>`` to REQUEST_LOG (a watch once,
+  when it starts), so the bench counts the API requests of a window without touching the
+  operator;
+- there is no kube-controller-manager behind it, so a Deployment's rollout completes the
+  moment it is written (``status`` says every replica is updated, ready and available): an
+  idle operator then has nothing to wait for, which is what the idle measurement needs.
+  The burst is measured up to the objects' existence, which this does not change.
+
+kopf's peering resources are declared as on a cluster where they are installed (the
+operator's default peering mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO, Any
+
+import kmock
+from kmock._internal import enums as kmock_enums
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.kube_cluster import kube_cluster
+from tests.support.kube_workloads import DEPLOYMENTS, WorkloadCluster, WorkloadEmulator
+
+_PEERING = (
+    ("clusterkopfpeerings", "ClusterKopfPeering", False),
+    ("kopfpeerings", "KopfPeering", True),
+)
+_VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
+
+
+def _completed(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The status the Deployment controller writes once every replica serves the template."""
+    spec = deployment.get("spec") or {}
+    meta = deployment.get("metadata") or {}
+    replicas = int(spec.get("replicas", 1))
+    return {
+        "observedGeneration": int(meta.get("generation") or 1),
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+        "conditions": [
+            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+        ],
+    }
+
+
+class BenchWorkloadEmulator(WorkloadEmulator):
+    """No request history, a request log, and rollouts that complete when written."""
+
+    log: IO[str] | None = None
+
+    async def _handle(self, request: Any) -> Any:
+        history = self._requests
+        if len(history) > 1 and history[-1] is request:
+            del history[:-1]
+        if self.log is not None:
+            self.log.write(f"{time.time():.3f} {request.method.value} {request.url.path}\n")
+        if (
+            request.resource == DEPLOYMENTS
+            and isinstance(request.data, dict)
+            and request.action == kmock_enums.action.CREATE
+        ):
+            request.data.setdefault("metadata", {})["generation"] = 1
+            request.data["status"] = _completed(request.data)
+        answer = await super()._handle(request)
+        if (
+            request.resource == DEPLOYMENTS
+            and request.action == kmock_enums.action.UPDATE
+            and request.subresource is None
+            and request.name is not None
+        ):
+            await self._complete_rollout(request)
+        return answer
+
+    async def _complete_rollout(self, request: Any) -> None:
+        async with self._lock:
+            stored = self._stored(request)
+            if stored is None:
+                return
+            self.objects[self._key(request)].patch({"status": _completed(stored)})
+
+
+@contextlib.asynccontextmanager
+async def bench_workload_cluster(log: IO[str] | None) -> AsyncIterator[WorkloadCluster]:
+    async with kube_cluster(BenchWorkloadEmulator) as cluster:
+        assert isinstance(cluster.emulator, BenchWorkloadEmulator)
+        cluster.emulator.log = log
+        for plural, kind, namespaced in _PEERING:
+            cluster.emulator.resources[kmock.resource("kopf.dev", "v1", plural)] = (
+                kmock.ResourceInfo(
+                    kind=kind, singular=kind.lower(), namespaced=namespaced, verbs=_VERBS
+                )
+            )
+        yield WorkloadCluster(
+            emulator=cluster.emulator, server=cluster.server, session=cluster.session
+        )
+
+
+async def serve(kubeconfig: Path, request_log: Path) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    with request_log.open("a", buffering=1) as log:
+        async with bench_workload_cluster(log) as cluster:
+            temporary = kubeconfig.with_name(f".{kubeconfig.name}.tmp")
+            cluster.write_kubeconfig(temporary)
+            temporary.rename(kubeconfig)
+            print(f"kube_workload_api: serving on {cluster.url}", flush=True)
+            await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(Path(sys.argv[1]), Path(sys.argv[2])))

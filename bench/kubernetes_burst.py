@@ -1,0 +1,422 @@
+"""The Kubernetes runner's bench: N MLModels with ``runner: kubernetes`` created at once.
+
+``python -m bench.kubernetes_burst [--n 1000]`` measures, against the bench's emulator
+(``kube_workload_api.py``, its own process, a fresh one per system):
+
+- **floor**: a plain client (the official ``kubernetes`` client, raw responses) creating the
+  same N Deployments and N Services the runner plans for those models (``plan.plan``), with
+  a pool of T threads for each T in ``--threads``; the best total is the floor;
+- **operator**: ``mlplatform operator`` (real kopf settings, peering mode, only the Kubernetes
+  runner enabled) while N MLModels are POSTed at once (8 threads, as the other operator
+  bench): seconds from the first POST until the last Deployment and Service is created (the
+  emulator's request log; checked by listing them), and until every MLModel is Ready;
+  the ratio to the floor (target: at most 1.5 times);
+- the operator's RSS (VmRSS of its process tree, max over the burst and the idle window;
+  target < 250 MB at N = 1,000);
+- the API requests per minute of the idle operator with 0 models and with N models
+  converged (target: flat in N), counted in the emulator's request log over
+  ``--idle-window`` seconds (longer than one resync period). Flat means no request about
+  one object while idle: only lists (the resync's one listing per runner, and of the
+  MLModels once there are workloads to check for orphans) and watch re-connections, whose
+  number does not depend on N.
+
+The emulator completes a Deployment's rollout the moment it is written (there is no
+controller-manager): see its module. Results go to ``bench/results/kubernetes-<time>/``
+(``results.json``, ``results.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import datetime
+import json
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from bench import procstat
+from bench.env import PYTHON, REPO, BenchEnv, Process, wait_until
+from mlplatform.config import Settings
+from mlplatform.models.spec import MLModelSpec
+from mlplatform.runners import base
+from mlplatform.runners.kubernetes import plan
+
+NAMESPACE = "bench"
+API_VERSION = "mlplatform.dev/v1alpha1"
+IMAGE = "registry.example.com/iris:1.0"
+MANAGED = f"{base.LABEL_MANAGED_BY}={base.MANAGED_BY}"
+TARGET_RATIO = 1.5
+TARGET_RSS_MB = 250.0
+
+
+def manifest(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "MLModel",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "id": f"{name}:1",
+            "runner": "kubernetes",
+            "container": {"image": IMAGE, "ports": [8080]},
+        },
+    }
+
+
+def names(n: int) -> list[str]:
+    return [f"m{i:05d}" for i in range(n)]
+
+
+class Emulator:
+    """One ``kube_workload_api.py`` process, its kubeconfig, URL and request log."""
+
+    def __init__(self, env: BenchEnv, tag: str) -> None:
+        self.kubeconfig = env.root / f"kubeconfig-{tag}.json"
+        self.request_log = env.root / f"api-requests-{tag}.log"
+        self.process: Process = env.spawn(
+            f"kube-workload-api-{tag}",
+            [
+                str(PYTHON),
+                str(REPO / "bench" / "kube_workload_api.py"),
+                str(self.kubeconfig),
+                str(self.request_log),
+            ],
+        )
+        process = self.process
+        wait_until(
+            lambda: self.kubeconfig.exists() or not process.alive(),
+            timeout=60,
+            what="the emulator",
+        )
+        if not process.alive():
+            raise RuntimeError(f"the emulator exited:\n{process.tail()}")
+        config = json.loads(self.kubeconfig.read_text())
+        self.url = str(config["clusters"][0]["cluster"]["server"]).rstrip("/")
+
+    def client(self, pool: int) -> Any:
+        configuration = kubernetes.client.Configuration()
+        configuration.host = self.url
+        configuration.connection_pool_maxsize = pool
+        return kubernetes.client.ApiClient(configuration)
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+
+    def requests(self, start: float, end: float) -> list[tuple[float, str, str]]:
+        found = []
+        for line in self.request_log.read_text().splitlines():
+            stamp, _, rest = line.partition(" ")
+            if start <= float(stamp) < end:
+                method, _, path = rest.partition(" ")
+                found.append((float(stamp), method, path))
+        return found
+
+    def count(self, collection: str) -> int:
+        return len(self.call("GET", f"{collection}?labelSelector={MANAGED}")["items"])
+
+
+def planned(n: int) -> list[plan.KubernetesPlan]:
+    settings = Settings.load({})
+    made = []
+    for index, name in enumerate(names(n)):
+        spec = MLModelSpec.model_validate(manifest(name)["spec"])
+        owner = base.Owner(NAMESPACE, name, f"00000000-0000-0000-0000-{index:012d}")
+        made.append(plan.plan(base.Workload(owner=owner, spec=spec), settings))
+    return made
+
+
+def floor(env: BenchEnv, n: int, threads: int) -> float:
+    """Seconds for a plain client to create the runner's N Deployments and N Services."""
+    emulator = Emulator(env, f"floor-{threads}")
+    try:
+        client = emulator.client(threads)
+        apps = kubernetes.client.AppsV1Api(client)
+        core = kubernetes.client.CoreV1Api(client)
+        objects = planned(n)
+
+        def create(made: plan.KubernetesPlan) -> None:
+            # Plain dicts in, raw responses out (as the runner does).
+            deployment: Any = made.deployment
+            service: Any = made.service
+            apps.create_namespaced_deployment(NAMESPACE, deployment, _preload_content=False)
+            core.create_namespaced_service(NAMESPACE, service, _preload_content=False)
+
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(create, made) for made in objects]:
+                future.result()
+        took = time.monotonic() - started
+        assert emulator.count("/apis/apps/v1/deployments") == n
+        assert emulator.count("/api/v1/services") == n
+        client.close()
+        return took
+    finally:
+        emulator.process.stop()
+
+
+class RssSampler:
+    """The max RSS of a process tree, sampled every second in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.max_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.max_bytes = max(self.max_bytes, procstat.rss_bytes(self.pid))
+            self._stop.wait(1.0)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.max_bytes / 2**20
+
+
+def idle(emulator: Emulator, window: float) -> dict[str, Any]:
+    started = time.time()
+    time.sleep(window)
+    seen = emulator.requests(started, started + window)
+    kinds = collections.Counter(f"{method} {_shape(path)}" for _, method, path in seen)
+    return {
+        "window_s": window,
+        "requests": len(seen),
+        "per_object": sum(1 for _, _, path in seen if _per_model(path)),
+        "per_minute": round(len(seen) * 60.0 / window, 1),
+        "kinds": dict(kinds.most_common()),
+    }
+
+
+def _per_model(path: str) -> bool:
+    """A request about one namespaced object (a model, its Deployment, ...): the kind that
+    would grow with N. Lists, watches and kopf's cluster-wide peering object do not."""
+    shape = _shape(path)
+    return "/namespaces/{ns}/" in shape and shape.endswith(("{name}", "/status"))
+
+
+def _shape(path: str) -> str:
+    """A request path with the object names taken out (``.../deployments/{name}``)."""
+    parts = path.split("/")
+    for index, part in enumerate(parts[:-1]):
+        if part == "namespaces" and index + 1 < len(parts):
+            parts[index + 1] = "{ns}"
+    if parts[-1] == "status":
+        parts = parts[:-1]
+        suffix = "/status"
+    else:
+        suffix = ""
+    if len(parts) > 1 and parts[-2] in {
+        "deployments",
+        "services",
+        "mlmodels",
+        "pods",
+        "persistentvolumeclaims",
+        "events",
+        "kopfpeerings",
+        "clusterkopfpeerings",
+    }:
+        parts[-1] = "{name}"
+    return "/".join(parts) + suffix
+
+
+def operator(env: BenchEnv, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    emulator = Emulator(env, "operator")
+    environ = env.sut_environ()
+    environ.update(
+        {
+            "KUBECONFIG": str(emulator.kubeconfig),
+            "RUNNERS_DOCKER_ENABLED": "false",
+            "RUNNERS_KUBERNETES_ENABLED": "true",
+        }
+    )
+    process = env.spawn(
+        "mlplatform-operator-kubernetes",
+        [
+            str(PYTHON),
+            "-m",
+            "mlplatform",
+            "operator",
+            "--all-namespaces",
+            "--liveness",
+            "",
+            "--metrics-port",
+            "0",
+            "--resync-interval",
+            str(args.resync_interval),
+        ],
+        environ,
+    )
+    try:
+        # Up: kopf has started watching the MLModels.
+        wait_until(
+            lambda: "mlmodels" in emulator.request_log.read_text() or not process.alive(),
+            timeout=60,
+            what="the operator watching MLModels",
+        )
+        time.sleep(args.idle_settle)
+        result: dict[str, Any] = {"idle_0": idle(emulator, args.idle_window)}
+        rss = RssSampler(process.pid)
+        collection = f"/apis/{API_VERSION}/namespaces/{NAMESPACE}/mlmodels"
+        started_wall = time.time()
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for future in [
+                pool.submit(emulator.call, "POST", collection, manifest(name)) for name in names(n)
+            ]:
+                future.result()
+        posted = time.monotonic() - started
+
+        def created() -> bool:
+            if not process.alive():
+                raise RuntimeError(f"the operator exited:\n{process.tail()}")
+            made = emulator.requests(started_wall, time.time() + 1)
+            deployments = sum(1 for _, m, p in made if m == "POST" and p.endswith("/deployments"))
+            services = sum(1 for _, m, p in made if m == "POST" and p.endswith("/services"))
+            return deployments >= n and services >= n
+
+        wait_until(created, timeout=args.timeout, interval=0.5, what="all objects created")
+        assert emulator.count("/apis/apps/v1/deployments") == n
+        assert emulator.count("/api/v1/services") == n
+        writes = [
+            stamp
+            for stamp, method, path in emulator.requests(started_wall, time.time() + 1)
+            if method == "POST" and path.endswith(("/deployments", "/services"))
+        ]
+        result["posted_s"] = round(posted, 2)
+        result["objects_s"] = round(max(writes) - started_wall, 2)
+
+        def all_ready() -> bool:
+            items = emulator.call("GET", collection)["items"]
+            ready = sum(
+                1
+                for item in items
+                if any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (item.get("status") or {}).get("conditions") or []
+                )
+            )
+            return ready == n
+
+        wait_until(all_ready, timeout=args.timeout, interval=2.0, what="every MLModel Ready")
+        result["ready_s"] = round(time.monotonic() - started, 2)
+        burst_requests = emulator.requests(started_wall, time.time())
+        result["burst_requests"] = len(burst_requests)
+        result["burst_request_kinds"] = dict(
+            collections.Counter(f"{m} {_shape(p)}" for _, m, p in burst_requests).most_common()
+        )
+        time.sleep(args.idle_settle)
+        result[f"idle_{n}"] = idle(emulator, args.idle_window)
+        result["rss_max_mb"] = round(rss.stop(), 1)
+        result["rss_idle_mb"] = round(procstat.rss_bytes(process.pid) / 2**20, 1)
+        return result
+    finally:
+        process.stop()
+        emulator.process.stop()
+
+
+def render(results: dict[str, Any]) -> str:
+    n = results["n"]
+    op = results["operator"]
+    best = results["floor_best_s"]
+    ratio = op["objects_s"] / best
+    idle_0 = op["idle_0"]["per_minute"]
+    idle_n = op[f"idle_{n}"]["per_minute"]
+    lines = [
+        f"# Kubernetes runner bench (N = {n})",
+        "",
+        f"Run {results['started']} on {results['machine']}.",
+        "",
+        "| measurement | value | target | met |",
+        "|---|---|---|---|",
+        f"| time to all {2 * n} objects, operator / plain client | {op['objects_s']:.1f} s / "
+        f"{best:.1f} s = {ratio:.2f}x | <= {TARGET_RATIO}x | "
+        f"{'yes' if ratio <= TARGET_RATIO else 'no'} |",
+        f"| operator RSS at N = {n} (max over burst and idle) | {op['rss_max_mb']:.0f} MB | "
+        f"< {TARGET_RSS_MB:.0f} MB | {'yes' if op['rss_max_mb'] < TARGET_RSS_MB else 'no'} |",
+        f"| idle API requests/min, N = 0 vs N = {n} (requests about one object while idle: "
+        f"{op[f'idle_{n}']['per_object']}) | {idle_0:.1f} vs {idle_n:.1f} | flat in N | "
+        f"{'yes' if op[f'idle_{n}']['per_object'] == 0 else 'no'} |",
+        "",
+        "Plain client (official client, raw responses), by threads: "
+        + ", ".join(f"{t}: {s:.1f} s" for t, s in results["floor_s"].items()),
+        "",
+        f"Operator: MLModels POSTed in {op['posted_s']:.1f} s; every MLModel Ready after "
+        f"{op['ready_s']:.1f} s; {op['burst_requests']} API requests during the burst "
+        f"({op['burst_requests'] / n:.1f} per model).",
+        "",
+        "Requests during the burst, by kind:",
+        "",
+    ]
+    lines += [f"- {kind}: {count}" for kind, count in op["burst_request_kinds"].items()]
+    for key in ("idle_0", f"idle_{n}"):
+        lines += ["", f"Idle window {key} ({op[key]['window_s']:.0f} s), by kind:", ""]
+        lines += [f"- {kind}: {count}" for kind, count in op[key]["kinds"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def rerender(folder: Path) -> None:
+    """Write ``results.md`` again from ``results.json`` (judged by the current rules)."""
+    results = json.loads((folder / "results.json").read_text())
+    n = results["n"]
+    for key in ("idle_0", f"idle_{n}"):
+        window = results["operator"][key]
+        window["per_object"] = sum(
+            count for kind, count in window["kinds"].items() if _per_model(kind.partition(" ")[2])
+        )
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "results.md").write_text(render(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--threads", default="8,16,32")
+    parser.add_argument("--idle-window", type=float, default=70.0)
+    parser.add_argument("--idle-settle", type=float, default=5.0)
+    parser.add_argument("--resync-interval", type=float, default=60.0)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--rerender", type=Path, help="write results.md of this folder again")
+    args = parser.parse_args(argv)
+    if args.rerender is not None:
+        rerender(args.rerender)
+        return 0
+    env = BenchEnv.create()
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    results: dict[str, Any] = {
+        "n": args.n,
+        "started": stamp,
+        "machine": f"{__import__('os').cpu_count()} cores",
+        "settings": vars(args),
+    }
+    try:
+        threads = [int(t) for t in args.threads.split(",") if t.strip()]
+        results["floor_s"] = {t: round(floor(env, args.n, t), 2) for t in threads}
+        results["floor_best_s"] = min(results["floor_s"].values())
+        print(f"floor: {results['floor_s']}", file=sys.stderr, flush=True)
+        results["operator"] = operator(env, args.n, args)
+    finally:
+        env.cleanup()
+    folder = REPO / "bench" / "results" / f"kubernetes-{stamp}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "results.md").write_text(render(results))
+    print(render(results))
+    print(f"results in {folder}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
