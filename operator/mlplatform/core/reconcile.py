@@ -261,7 +261,9 @@ class Reconciler:
             )
         wait = self._backoff_remaining(step.status, now)
         if wait > 0:
-            if observed.state == State.RUNNING and step.status.updating:
+            if observed.state == State.RUNNING and (
+                step.status.updating or observed.rollout is not None
+            ):
                 # The new revision failed; the serving one is not touched while it waits.
                 return self._update_backing_off(step, runner, observed, wait)
             return self._backing_off(step, workload, observed, wait)
@@ -599,7 +601,9 @@ class Reconciler:
     def _backoff_remaining(self, status: MLModelStatus, now: float) -> float:
         if not status.consecutive_failures or status.last_failure is None:
             return 0.0
-        since = now - _seconds(status.last_failure.time)
+        # A failure stamped a moment ahead of this clock (the engine's clock, rounding) is
+        # one that just happened, not one still to come.
+        since = max(0.0, now - _seconds(status.last_failure.time))
         return max(0.0, self.backoff.delay(status.consecutive_failures) - since)
 
     def _backing_off(
