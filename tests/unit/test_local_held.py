@@ -50,18 +50,24 @@ def test_a_running_held_workload_is_a_running_row_refused_with_the_files_first_p
     assert item["status"]["runner"]["workloadId"] == "c1"
 
 
-def test_readiness_is_taken_from_a_previous_status_of_the_same_workload_only() -> None:
+def test_readiness_and_endpoints_come_from_a_previous_status_of_the_same_workload_only() -> None:
     previous = MLModelStatus(
         phase=Phase.RUNNING,
         conditions=set_condition([], ConditionType.READY, "True", Reason.PROBE_PASSED),
-        runner={"type": "docker", "workloadId": "c1"},
+        endpoints=["http://a-1:80"],
+        restartCount=3,
+        consecutiveFailures=1,
+        runner={"type": "docker", "workloadId": "c1", "startedAt": "2026-01-01T00:00:00Z"},
     )
-    assert _ready(held.observed(_owned(), PROBLEM, runner="docker", previous=previous)) == (
-        "True",
-        "ManifestRefused",
-    )
-    other = _owned(workload_id="c2")
-    assert _ready(held.observed(other, PROBLEM, runner="docker", previous=previous))[0] == "Unknown"
+    same = held.observed(_owned(), PROBLEM, runner="docker", previous=previous)
+    assert _ready(same) == ("True", "ManifestRefused")
+    assert same.endpoints == ["http://a-1:80"]
+    assert same.runner is not None and same.runner.started_at == "2026-01-01T00:00:00Z"
+    other = held.observed(_owned(workload_id="c2"), PROBLEM, runner="docker", previous=previous)
+    assert _ready(other)[0] == "Unknown" and other.endpoints == []
+    # The model's counts survive either way: the status file carries them to the next start.
+    assert (same.restart_count, other.restart_count, other.consecutive_failures) == (3, 3, 1)
+    assert other.runner is not None and other.runner.started_at is None
 
 
 def test_an_exited_held_workload_is_failed_and_not_ready() -> None:

@@ -8,8 +8,9 @@ its first problem, so a user sees both what runs and what to fix.
 Two cases. The watcher still has the model's last valid spec in memory: its real status is
 shown with that reason and message (``restate``). After a restart or under ``--once`` only
 the workload is known (found by its labels): its status is built from what the runner
-listed (``observed``) — the phase from the workload's state, readiness as last observed for
-that same workload if a previous status says so, else ``Unknown`` (nothing probed it).
+listed (``observed``) — the phase from the workload's state; readiness, endpoints and start
+as last observed for that same workload if a previous status (the status file) says so, else
+readiness ``Unknown`` (nothing probed it).
 """
 
 from __future__ import annotations
@@ -64,17 +65,26 @@ def observed(
 ) -> MLModelStatus:
     """The status of a held model known only by its workload (after a restart, ``--once``).
 
-    ``previous`` is the status a earlier run wrote (the status file): its readiness counts
-    only when it was observed on this very workload, still running.
+    ``previous`` is the status an earlier run wrote (the status file): it counts only when it
+    was observed on this very workload, still running.
     """
     file = held.source or "its manifest"
     said = message(file, problem)
     running = held.state == State.RUNNING
     ready: ConditionStatus = "Unknown" if running else "False"
-    if running and previous is not None and previous.runner is not None:
+    endpoints: list[str] = []
+    started_at: str | None = None
+    if (
+        running
+        and previous is not None
+        and previous.runner is not None
+        and previous.runner.workload_id == held.workload_id
+    ):
+        # The same workload, observed by an earlier run: its readiness, endpoints and start.
         last = previous.condition(ConditionType.READY)
-        if previous.runner.workload_id == held.workload_id and last is not None:
-            ready = last.status
+        ready = last.status if last is not None else ready
+        endpoints = list(previous.endpoints)
+        started_at = previous.runner.started_at
     conditions = set_condition([], ConditionType.READY, ready, Reason.MANIFEST_REFUSED, said)
     conditions = set_condition(
         conditions,
@@ -87,9 +97,22 @@ def observed(
         else Reason.CONTAINER_MISSING,
         f"{held.workload_name} ({held.state.value})",
     )
+    # The model's counts go on (the status file is read back for them at the next start).
+    counts = (
+        previous.model_dump(include={"restart_count", "consecutive_failures", "last_failure"})
+        if previous is not None
+        else {}
+    )
     return MLModelStatus(
+        **counts,
         phase=_PHASES.get(held.state, Phase.PENDING),
+        endpoints=endpoints,
         conditions=conditions,
-        runner=RunnerDetails(type=runner, workloadId=held.workload_id, revision=held.revision),
+        runner=RunnerDetails(
+            type=runner,
+            workloadId=held.workload_id,
+            revision=held.revision,
+            startedAt=started_at,
+        ),
         message=said,
     )
