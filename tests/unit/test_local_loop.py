@@ -109,7 +109,7 @@ def test_a_removed_manifest_removes_its_container_and_forgets_the_model(tmp_path
         controller.stop()
     assert sorted(runner.containers) == ["keep-1.0"]
     assert controller.keys() == ["t/keep"]
-    assert [row.model.key for row in controller.rows()] == ["t/keep"]
+    assert [row.key for row in controller.rows()] == ["t/keep"]
     assert settled.ok
 
 

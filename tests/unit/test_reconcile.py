@@ -179,7 +179,39 @@ def test_a_container_removed_outside_is_recreated(
     repaired = step(reconciler, workload(), running)
     assert repaired.status.phase == Phase.RUNNING
     assert "iris-1.0" in runner.containers
+    assert repaired.status.restart_count == 1
     assert [e.reason for e in repaired.events] == ["Recreating", "Created"]
+
+
+def test_a_container_removed_between_the_look_and_the_apply_is_counted_as_recreated(
+    reconciler: Reconciler, runner: MemoryRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``docker rm -f`` reads as running until its kill lands: the step's observe sees the
+    # old container up, its apply finds it gone and creates another.
+    running = step(reconciler, workload(), None)
+    look = runner.observe
+
+    def removed_right_after_the_look(w: Workload) -> Any:
+        seen = look(w)
+        runner.containers.clear()
+        return seen
+
+    monkeypatch.setattr(runner, "observe", removed_right_after_the_look)
+    repaired = step(reconciler, workload(), running)
+    assert repaired.status.phase == Phase.RUNNING
+    assert repaired.status.restart_count == 1
+    assert running.status.runner is not None and repaired.status.runner is not None
+    assert repaired.status.runner.workload_id != running.status.runner.workload_id
+    assert [e.reason for e in repaired.events] == ["Recreating", "Created"]
+
+
+def test_a_steady_container_is_not_counted_as_restarted(
+    reconciler: Reconciler, runner: MemoryRunner
+) -> None:
+    running = step(reconciler, workload(), None)
+    again = step(reconciler, workload(), running)
+    assert again.status.restart_count == 0
+    assert [e.reason for e in again.events] == []
 
 
 def test_oom_kill_is_reported_as_such(reconciler: Reconciler, runner: MemoryRunner) -> None:

@@ -249,16 +249,7 @@ class Reconciler:
         elif observed.rollout is not None and observed.rollout.termination is not None:
             self._record_rollout_exit(step, observed.rollout, now)
         elif observed.state == State.MISSING and previous_id and step.status.phase in _UP:
-            if observed.restart_count is None:
-                step.status.restart_count += 1
-                self.metrics.restarts.inc()
-            step.events.append(
-                Event(
-                    "Warning",
-                    "Recreating",
-                    f"Workload {observed.workload_name} disappeared; recreating",
-                )
-            )
+            self._disappeared(step, observed)
         wait = self._backoff_remaining(step.status, now)
         if wait > 0:
             if observed.state == State.RUNNING and (
@@ -269,6 +260,8 @@ class Reconciler:
             return self._backing_off(step, workload, observed, wait)
 
         applied = runner.apply(workload)
+        if _vanished_meanwhile(observed, applied):
+            self._disappeared(step, observed)
         self._take_restart_count(step, applied)
         if applied.action in (Action.CREATED, Action.REPLACED):
             verb = "Created" if applied.action == Action.CREATED else "Replaced"
@@ -559,6 +552,20 @@ class Reconciler:
         if was is None or was.reason != problem.reason:
             step.events.append(Event("Warning", problem.reason.value, problem.message))
         return Outcome(status, PROBLEM_RETRY, tuple(step.events))
+
+    def _disappeared(self, step: _Step, observed: RunnerStatus) -> None:
+        """The workload that was up went away without exiting (removed outside us): one
+        restart, and a word to the user that it is being recreated."""
+        if observed.restart_count is None:
+            step.status.restart_count += 1
+            self.metrics.restarts.inc()
+        step.events.append(
+            Event(
+                "Warning",
+                "Recreating",
+                f"Workload {observed.workload_name} disappeared; recreating",
+            )
+        )
 
     def _take_restart_count(self, step: _Step, observed: RunnerStatus) -> None:
         """A runner that counts restarts itself (pods) has the last word on the count."""
@@ -874,6 +881,19 @@ def _became_running(previous: MLModelStatus, status: MLModelStatus, new_generati
 
 # Phases in which a vanished container is drift (not the tail of a failure already counted).
 _UP = (Phase.RUNNING, Phase.STARTING)
+
+
+def _vanished_meanwhile(observed: RunnerStatus, applied: RunnerStatus) -> bool:
+    """The workload ``observe`` saw up was gone by the time ``apply`` looked, which created
+    a new one: a removal racing the step (``docker rm -f`` reads as running until its kill
+    lands, then as being removed). It disappeared as surely as one observed missing."""
+    return (
+        observed.state in (State.RUNNING, State.STARTING)
+        and observed.workload_id is not None
+        and applied.action == Action.CREATED
+        and applied.workload_id != observed.workload_id
+    )
+
 
 _REASONS: dict[type[errors.RunnerError], Reason] = {
     errors.RunnerDisabled: Reason.RUNNER_DISABLED,

@@ -58,6 +58,8 @@ class Reason(enum.StrEnum):
     RUNNER_NOT_IMPLEMENTED = "RunnerNotImplemented"
     INVALID_SPEC = "InvalidSpec"
     START_FAILED = "StartFailed"
+    # Local mode: the model's manifest exists but does not validate; it runs its last valid spec.
+    MANIFEST_REFUSED = "ManifestRefused"
     # A workload the cluster cannot place (no node fits its requests) ...
     UNSCHEDULABLE = "Unschedulable"
     # ... or whose rollout did not complete within its deadline.
