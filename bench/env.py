@@ -30,8 +30,9 @@ import docker
 import docker.errors
 from tests.support.confinement import Confined
 
+from mlplatform.runners.base import LABEL_CONTROLLER
+
 BENCH_LABEL = "dev.mlplatform.bench.run"
-CONTROLLER_LABEL = "mlplatform.dev/controller"
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = REPO / ".venv" / "bin" / "python"
 MLPLATFORM = REPO / ".venv" / "bin" / "mlplatform"
@@ -207,7 +208,7 @@ class BenchEnv(Confined):
         ids: set[str] = set()
         labels = [f"{BENCH_LABEL}={self.token}"]
         if models:
-            labels.append(f"{CONTROLLER_LABEL}={self.controller}")
+            labels.append(f"{LABEL_CONTROLLER}={self.controller}")
         for label in labels:
             for container in client.containers.list(
                 all=True, ignore_removed=True, filters={"label": label}

@@ -18,7 +18,7 @@ from typing import Any
 
 import docker
 
-from bench.env import CONTROLLER_LABEL
+from mlplatform.runners.base import LABEL_CONTROLLER
 
 HTTP_PORT = 8080
 HTTP_PATH = "/health"
@@ -74,7 +74,7 @@ class Observer:
             filters={
                 "type": "container",
                 "event": ["start"],
-                "label": [f"{CONTROLLER_LABEL}={controller}"],
+                "label": [f"{LABEL_CONTROLLER}={controller}"],
             },
         )
         self._thread = threading.Thread(target=self._read, name="bench-observer", daemon=True)

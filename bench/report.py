@@ -16,6 +16,9 @@ DRIFT_P50 = 1.5
 RSS_AT_N = 200
 RSS_MB = 150.0
 CPU_PERCENT = 1.0
+# The targets of issue 13.
+TEARDOWN_RATIO = 1.5
+ONCE_RATIO = 1.35
 
 
 def floor_ttr(results: dict[str, Any], system: dict[str, Any]) -> float | None:
@@ -98,6 +101,7 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "note": f"p90 {system.get('drift', {}).get('p90')}s",
             }
         )
+        rows += _lifecycle_targets(name, system)
         idle = system.get("idle") or []
         if idle:
             rpm = [row["requests_per_minute"] for row in idle]
@@ -131,6 +135,64 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "note": ", ".join(f"N={r['n']}: {r['cpu_percent']}%" for r in idle),
                 }
             )
+    return rows
+
+
+def _lifecycle_targets(name: str, system: dict[str, Any]) -> list[dict[str, Any]]:
+    """Teardown and ``--once`` against their floors, failed requests during updates."""
+    rows: list[dict[str, Any]] = []
+
+    def against(target: str, limit: float, measured: Any, floor: Any, note: str) -> None:
+        value = ratio(measured, floor)
+        rows.append(
+            {
+                "system": name,
+                "target": target,
+                "measured": value,
+                "met": None if value is None else value <= limit,
+                "note": f"{note}: {measured}s vs floor {floor}s",
+            }
+        )
+
+    oneshot = system.get("oneshot") or {}
+    if oneshot.get("once"):
+        against(
+            f"`local --once` ≤ {ONCE_RATIO}x floor (process start to exit)",
+            ONCE_RATIO,
+            oneshot["once"]["total"],
+            oneshot["once_floor"]["total"],
+            f"N={oneshot['n']}",
+        )
+    if oneshot.get("down"):
+        against(
+            f"`local --down` ≤ {TEARDOWN_RATIO}x floor",
+            TEARDOWN_RATIO,
+            oneshot["down"]["total"],
+            oneshot["down_floor"]["total"],
+            f"N={oneshot['n']}",
+        )
+    teardown = system.get("teardown") or {}
+    if teardown.get("floor_paired"):
+        what = "operator deletes" if name == "operator" else "manifests removed (pruning)"
+        against(
+            f"teardown by {what} ≤ {TEARDOWN_RATIO}x floor",
+            TEARDOWN_RATIO,
+            teardown["total"],
+            teardown["floor_paired"]["total"],
+            f"N={teardown['n']}",
+        )
+    updates = system.get("updates") or {}
+    if updates.get("reps"):
+        rows.append(
+            {
+                "system": name,
+                "target": "requests failed during an update under load: 0",
+                "measured": updates["failed"],
+                "met": updates["failed"] == 0,
+                "note": f"{updates['requests']} requests over {updates['reps']} updates; "
+                f"update took {updates['duration'].get('median')}s (median)",
+            }
+        )
     return rows
 
 
@@ -258,6 +320,7 @@ def markdown(results: dict[str, Any]) -> str:
         if not d:
             continue
         lines.append(f"| {name} | {d['n']} | {d['p50']} | {d['p90']} | {d['min']} | {d['max']} |")
+    lines += _lifecycle_tables(systems)
     lines += [
         "",
         "## Idle cost with N models converged",
@@ -284,6 +347,53 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"\n{name}: process start to first model answering {system['warm_up']}s.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _lifecycle_tables(systems: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## One-shot and teardown (seconds; models whose servers ignore SIGTERM, 10 s grace)",
+        "",
+        "| system | what | N | seconds | floor | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, system in systems.items():
+        oneshot = system.get("oneshot") or {}
+        for key, floor_key, what in (
+            ("once", "once_floor", "`local --once`, process start to exit"),
+            ("down", "down_floor", "`local --down`, process start to exit"),
+        ):
+            if oneshot.get(key):
+                measured, floor = oneshot[key]["total"], oneshot[floor_key]["total"]
+                lines.append(
+                    f"| {name} | {what} | {oneshot['n']} | {measured} | {floor} | "
+                    f"{_cell(ratio(measured, floor))} |"
+                )
+        if oneshot.get("reason"):
+            lines.append(f"| {name} | one-shot not measured: {oneshot['reason']} | | | | |")
+        teardown = system.get("teardown") or {}
+        if teardown:
+            floor = (teardown.get("floor_paired") or {}).get("total")
+            lines.append(
+                f"| {name} | teardown (removed as a user would) | {teardown['n']} | "
+                f"{teardown['total']} | {_cell(floor)} | {_cell(ratio(teardown['total'], floor))} |"
+            )
+    lines += [
+        "",
+        "## Updates under load (an env change; a client requesting the stable endpoint 20/s)",
+        "",
+        "| system | updates | requests | failed | update seconds (median, max) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, system in systems.items():
+        updates = system.get("updates") or {}
+        if updates.get("reps"):
+            duration = updates["duration"]
+            lines.append(
+                f"| {name} | {updates['reps']} | {updates['requests']} | {updates['failed']} | "
+                f"{duration.get('median')}, {duration.get('max')} |"
+            )
+    return lines
 
 
 def plots(results: dict[str, Any], folder: Path) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 import docker
 from tests.support.images import ensure_test_images
 
-from bench import report
+from bench import lifecycle, report
 from bench.env import REPO, BenchEnv
 from bench.floor import Floor
 from bench.scenarios import Bench
@@ -45,10 +45,12 @@ class Plan:
     idle_sizes: tuple[int, ...]
     idle_window: float
     idle_settle: float
+    lifecycle_n: int = 50  # local --once / --down and teardown (0: skip)
+    update_reps: int = 3  # updates under load (0: skip)
 
 
 FULL = Plan(10, (10, 50, 100), (2, 4, 8), (10, 50, 100), 10, (0, 50, 200), 60.0, 5.0)
-QUICK = Plan(5, (10, 20), (4, 8), (10, 20), 5, (0, 20), 31.0, 2.0)
+QUICK = Plan(5, (10, 20), (4, 8), (10, 20), 5, (0, 20), 31.0, 2.0, 50, 2)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -67,6 +69,10 @@ def _overridden(plan: Plan, args: argparse.Namespace) -> Plan:
         changes["idle_sizes"] = _sizes(args.idle_sizes)
     if args.idle_window is not None:
         changes["idle_window"] = args.idle_window
+    if args.lifecycle_n is not None:
+        changes["lifecycle_n"] = args.lifecycle_n
+    if args.update_reps is not None:
+        changes["update_reps"] = args.update_reps
     return dataclasses.replace(plan, **changes)
 
 
@@ -98,6 +104,7 @@ def measure_system(
     floor: Floor | None,
     plan: Plan,
     profile: Path | None,
+    client_image: str,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"status": "measured"}
     bench = Bench(env, system, direct, floor, profile)
@@ -117,6 +124,11 @@ def measure_system(
             result["drift"] = bench.drift(plan.drift_reps)
             print(f"bench: {system.name} drift {result['drift']}", flush=True)
         result["idle"] = bench.idle(plan.idle_sizes, plan.idle_window, plan.idle_settle)
+        if plan.lifecycle_n:
+            result["teardown"] = bench.teardown(plan.lifecycle_n)
+            print(f"bench: {system.name} teardown {result['teardown']}", flush=True)
+        if plan.update_reps:
+            result["updates"] = bench.updates(plan.update_reps, client_image)
     except Exception as error:
         traceback.print_exc()
         measured = any(k != "status" for k in result)
@@ -131,6 +143,18 @@ def measure_system(
     return result
 
 
+def _oneshot(
+    env: BenchEnv, proxied: docker.DockerClient, direct: docker.DockerClient, image: str, n: int
+) -> dict[str, Any]:
+    try:
+        return lifecycle.local_oneshot(env, proxied, direct, image, n)
+    except Exception as error:
+        traceback.print_exc()
+        return {"n": n, "reason": f"{type(error).__name__}: {str(error)[:500]}"}
+    finally:
+        env.remove_containers(direct)
+
+
 def _started(system: System) -> bool:
     try:
         return system.process is not None
@@ -138,7 +162,18 @@ def _started(system: System) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
+def _link_latest(folder: Path) -> None:
+    """``bench/results/latest`` → ``folder``: a link, not a copy, and not tracked by git (a
+    run is committed once, under its own name, when the write-up quotes it)."""
+    latest = RESULTS / "latest"
+    if latest.is_symlink() or latest.is_file():
+        latest.unlink()
+    elif latest.exists():
+        shutil.rmtree(latest)
+    latest.symlink_to(folder.name)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smaller N, shorter windows (< 5 min)")
     parser.add_argument(
@@ -159,7 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift-reps", type=int, help="override: drift repetitions (0: skip)")
     parser.add_argument("--idle-sizes", help="override: comma-separated idle N ('' : skip)")
     parser.add_argument("--idle-window", type=float, help="override: idle window seconds")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--lifecycle-n", type=int, help="override: N of --once/--down and teardown (0: skip)"
+    )
+    parser.add_argument("--update-reps", type=int, help="override: updates under load (0: skip)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     selected = set(args.systems.split(","))
     plan = _overridden(QUICK if args.quick else FULL, args)
     started_at = datetime.datetime.now(datetime.UTC)
@@ -201,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                     floor=floor,
                     plan=plan,
                     profile=folder / "profiles" if args.profile else None,
+                    client_image=images.client,
+                )
+            if name == "local" and name in selected and plan.lifecycle_n:
+                # With the watcher stopped: --once and --down are processes of their own.
+                results["systems"]["local"]["oneshot"] = _oneshot(
+                    env, proxied, direct, images.http, plan.lifecycle_n
                 )
     finally:
         env.cleanup()
@@ -209,11 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     report.write(results, folder)
     print((folder / "results.md").read_text())
     if args.out is None:  # a run into a folder of one's choosing is not "the latest"
-        latest = RESULTS / "latest"
-        if latest.exists():
-            shutil.rmtree(latest)
-        shutil.copytree(folder, latest)
-        print(f"bench: results in {folder} and {latest}", flush=True)
+        _link_latest(folder)
+        print(f"bench: results in {folder} (bench/results/latest links to it)", flush=True)
     else:
         print(f"bench: results in {folder}", flush=True)
     return 0

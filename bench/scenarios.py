@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -20,13 +21,15 @@ from typing import Any
 
 import docker
 
-from bench import procstat, stats
-from bench.env import CONTROLLER_LABEL, BenchEnv, wait_until
+from bench import lifecycle, procstat, stats
+from bench.env import BenchEnv, wait_until
 from bench.floor import Floor
 from bench.observe import Observer
 from bench.phases import docker_phases, phases_summary, shape
-from bench.systems import System
+from bench.systems import NAMESPACE, System
 from mlplatform.models.spec import container_name
+from mlplatform.runners.base import LABEL_CONTROLLER, Owner
+from mlplatform.runners.docker_plan import stable_alias
 
 TIMEOUT = 180.0
 
@@ -125,7 +128,7 @@ class Bench:
 
     def running_names(self) -> set[str]:
         containers = self.direct.api.containers(
-            all=True, filters={"label": f"{CONTROLLER_LABEL}={self.env.controller}"}
+            all=True, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
         )
         return {n.lstrip("/") for c in containers for n in c["Names"]}
 
@@ -271,6 +274,51 @@ class Bench:
         if present:
             self.remove_and_wait(present)
         return results
+
+    def teardown(self, n: int) -> dict[str, Any]:
+        """N running models whose servers ignore SIGTERM, removed by the system (local: the
+        manifests deleted and pruned; operator: the objects deleted), beside the floor
+        stopping as many such containers at once."""
+        floor = (
+            lifecycle.floor_teardown(
+                self.env,
+                proxied=self.floor.proxied,
+                direct=self.direct,
+                image=self.floor.image,
+                n=n,
+            )
+            if self.floor is not None
+            else None
+        )
+        ids = self.new_ids(f"down{n}x", n)
+        self.system.apply(ids, **lifecycle.SLOW_STOP)
+        self.wait_all(ids, time.monotonic())
+        total = self.remove_and_wait(ids)
+        return {"n": n, "total": round(total, 3), "floor_paired": floor}
+
+    def updates(self, reps: int, client_image: str) -> dict[str, Any]:
+        """An env change of one model under load, ``reps`` times (see ``lifecycle``)."""
+        runs = []
+        for _ in range(reps):
+            (model_id,) = self.new_ids("upd", 1)
+            self.system.apply([model_id], env=[{"name": "MARK", "value": "0"}])
+            self.wait_all([model_id], time.monotonic())
+            owner = Owner(namespace=NAMESPACE, name=model_id.partition(":")[0], uid="")
+            runs.append(
+                lifecycle.update_under_load(
+                    self.env,
+                    direct=self.direct,
+                    client_image=client_image,
+                    model_id=model_id,
+                    stable_host=stable_alias(owner),
+                    change=functools.partial(
+                        self.system.update, model_id, env=[{"name": "MARK", "value": "1"}]
+                    ),
+                )
+            )
+            print(f"bench: {self.system.name} update {runs[-1]}", flush=True)
+            self.remove_and_wait([model_id])
+        return lifecycle.summarize_updates(runs)
 
     def close(self) -> None:
         self.observer.close()

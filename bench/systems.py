@@ -21,18 +21,20 @@ from typing import Any, Protocol
 import yaml
 
 from bench.env import MLPLATFORM, PYTHON, REPO, BenchEnv, Process, wait_until
+from mlplatform.models import spec
 
-API_VERSION = "mlplatform.dev/v1alpha1"
+API_VERSION = f"{spec.API_GROUP}/{spec.API_VERSION}"
 NAMESPACE = "bench"
 
 
-def manifest(model_id: str, image: str) -> dict[str, Any]:
+def manifest(model_id: str, image: str, **container: Any) -> dict[str, Any]:
+    """The MLModel of ``model_id``; ``container`` adds fields (camelCase) to its container."""
     name = model_id.partition(":")[0]
     return {
         "apiVersion": API_VERSION,
         "kind": "MLModel",
         "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"id": model_id, "container": {"image": image, "ports": [8080]}},
+        "spec": {"id": model_id, "container": {"image": image, "ports": [8080], **container}},
     }
 
 
@@ -48,7 +50,13 @@ class System(Protocol):
         """Other processes of the system worth profiling (e.g. the API emulator)."""
         ...
 
-    def apply(self, model_ids: Sequence[str]) -> None: ...
+    def apply(self, model_ids: Sequence[str], **container: Any) -> None:
+        """Create the models (``container``: extra container fields, camelCase)."""
+        ...
+
+    def update(self, model_id: str, **container: Any) -> None:
+        """Change a model's container fields as a user would (edit the manifest, patch)."""
+        ...
 
     def remove(self, model_ids: Sequence[str]) -> None: ...
 
@@ -83,12 +91,15 @@ class LocalMode:
     def _path(self, model_id: str) -> Path:
         return self.folder / f"{model_id.partition(':')[0]}.yaml"
 
-    def apply(self, model_ids: Sequence[str]) -> None:
+    def apply(self, model_ids: Sequence[str], **container: Any) -> None:
         for model_id in model_ids:
             path = self._path(model_id)
             temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_text(yaml.safe_dump(manifest(model_id, self._image)))
+            temporary.write_text(yaml.safe_dump(manifest(model_id, self._image, **container)))
             temporary.rename(path)
+
+    def update(self, model_id: str, **container: Any) -> None:
+        self.apply([model_id], **container)
 
     def remove(self, model_ids: Sequence[str]) -> None:
         for model_id in model_ids:
@@ -149,10 +160,12 @@ class OperatorMode:
     def helper_pids(self) -> dict[str, int]:
         return {"kmock": self._api.pid} if self._api is not None else {}
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            self._url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            self._url + path, data=data, method=method, headers={"Content-Type": content_type}
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -170,10 +183,17 @@ class OperatorMode:
             for future in [pool.submit(action, m) for m in model_ids]:
                 future.result()
 
-    def apply(self, model_ids: Sequence[str]) -> None:
+    def apply(self, model_ids: Sequence[str], **container: Any) -> None:
         self._each(
-            lambda m: self._call("POST", self._collection(), manifest(m, self._image)), model_ids
+            lambda m: self._call("POST", self._collection(), manifest(m, self._image, **container)),
+            model_ids,
         )
+
+    def update(self, model_id: str, **container: Any) -> None:
+        # A merge patch of the spec, as `kubectl patch --type merge` sends it.
+        patch = {"spec": manifest(model_id, self._image, **container)["spec"]}
+        path = f"{self._collection()}/{model_id.partition(':')[0]}"
+        self._call("PATCH", path, patch, content_type="application/merge-patch+json")
 
     def remove(self, model_ids: Sequence[str]) -> None:
         self._each(

@@ -89,6 +89,7 @@ async def test_the_mutating_webhook_adds_the_defaults_as_a_json_patch(
     assert sorted((op["op"], op["path"], op["value"]) for op in ops) == [
         ("add", "/spec/container/env", []),
         ("add", "/spec/container/imagePullPolicy", "IfNotPresent"),
+        ("add", "/spec/container/terminationGracePeriodSeconds", 10),
         ("add", "/spec/container/volumes", []),
         ("add", "/spec/debug", False),
         ("add", "/spec/runner", "docker"),
@@ -97,7 +98,10 @@ async def test_the_mutating_webhook_adds_the_defaults_as_a_json_patch(
 
 
 async def test_the_mutating_webhook_leaves_a_complete_spec_alone(webhook: AdmissionClient) -> None:
-    complete = {**SPEC, "container": {**SPEC["container"], "env": []}}
+    complete = {
+        **SPEC,
+        "container": {**SPEC["container"], "env": [], "terminationGracePeriodSeconds": 10},
+    }
     response = await webhook.review(admission.MUTATE_ID, mlmodel("iris", spec=complete))
     assert response["allowed"] is True
     assert patch_ops(response) == []

@@ -118,3 +118,21 @@ def _gateway(env: DockerEnv) -> str:
     """The host's address on the models' network: not loopback, reachable from the host."""
     network = env.client.networks.get(env.network)
     return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+
+
+def test_the_debug_port_holder_is_replaced_in_place_with_a_short_gap_said_in_its_status(
+    docker_env: DockerEnv, debug_runner: DockerRunner, test_images: TestImages, first: int
+) -> None:
+    # Only one container at a time can bind the host ports, so no new container can come up
+    # behind the serving one: the documented exception to updates without a gap.
+    held = debug_runner.apply(docker_env.workload("dbg-upd", test_images.http, debug=True))
+    changed = docker_env.workload(
+        "dbg-upd", test_images.http, debug=True, env=[{"name": "V", "value": "2"}]
+    )
+    replaced = debug_runner.apply(changed)
+    assert replaced.action is Action.REPLACED
+    assert replaced.rollout is None
+    assert replaced.workload_id != held.workload_id
+    assert "short gap" in replaced.message
+    assert replaced.debug_endpoints == [f"http://127.0.0.1:{first}"]
+    assert [c.id for c in docker_env.session_containers()] == [replaced.workload_id]

@@ -8,9 +8,10 @@ import pytest
 
 from mlplatform import errors
 from mlplatform.models.spec import container_name
+from mlplatform.runners import docker_plan
 from mlplatform.runners.base import Action, RunnerStatus, State, Workload
 from mlplatform.runners.docker_runner import DockerRunner
-from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.docker_env import DockerEnv, applied_until_replaced, wait_until
 from tests.support.images import TestImages
 
 
@@ -41,17 +42,27 @@ def _engine_containers(env: DockerEnv) -> list[tuple[str, str, str]]:
     )
 
 
-def test_a_changed_spec_replaces_the_container(
+def test_a_changed_spec_replaces_the_container_behind_the_serving_one(
     docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
 ) -> None:
     first = docker_runner.apply(docker_env.workload("chg", test_images.http))
     changed = docker_env.workload("chg", test_images.http, env=[{"name": "A", "value": "1"}])
-    second = docker_runner.apply(changed)
-    assert second.action is Action.REPLACED
-    assert second.workload_id != first.workload_id
+
+    behind = docker_runner.apply(changed)
+    # The old container still serves; the new revision starts under a temporary name.
+    assert (behind.action, behind.workload_id) == (Action.NONE, first.workload_id)
+    assert behind.rollout is not None
+    assert behind.rollout.workload_name == docker_plan.candidate_name(
+        container_name(changed.spec.id), str(behind.rollout.revision)
+    )
+    assert behind.rollout.revision != first.revision
+
+    replaced = applied_until_replaced(docker_runner, changed)
+    assert replaced.workload_id == behind.rollout.workload_id
+    assert replaced.rollout is None
     names = [c.name for c in docker_env.session_containers()]
-    assert names.count(container_name(changed.spec.id)) == 1
-    assert "spec changed" in second.message
+    assert names == [container_name(changed.spec.id)]
+    assert "without a gap" in replaced.message
 
 
 def test_a_foreign_container_with_the_model_name_is_a_conflict_and_left_untouched(

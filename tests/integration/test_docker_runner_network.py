@@ -29,7 +29,13 @@ def test_endpoints_answer_from_another_container_on_the_network(
     )
     status = docker_runner.apply(workload)
     name = f"mlpt-ep-{docker_env.token}-1"
-    assert status.endpoints == [f"http://{name}:8080", f"http://{name}:9090"]
+    # The stable endpoint (<metadata.name>.<namespace>) first, then the per-version name.
+    assert status.endpoints == [
+        "http://ep.test:8080",
+        "http://ep.test:9090",
+        f"http://{name}:8080",
+        f"http://{name}:9090",
+    ]
 
     for endpoint in status.endpoints:
         answer = functools.partial(_answer, docker_env, test_images, f"{endpoint}/health")

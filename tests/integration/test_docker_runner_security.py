@@ -72,8 +72,11 @@ def test_the_spec_hash_changes_with_the_container_and_not_with_suspend(
     docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
 ) -> None:
     def spec_hash(**fields: Any) -> str:
+        # The revision the runner reports: the serving container's, or the one it is
+        # bringing up behind it.
         status = docker_runner.apply(docker_env.workload("hash", test_images.http, **fields))
-        labels = docker_env.client.containers.get(str(status.workload_id)).labels
+        container_id = status.rollout.workload_id if status.rollout else status.workload_id
+        labels = docker_env.client.containers.get(str(container_id)).labels
         return str(labels["mlplatform.dev/spec-hash"])
 
     plain = spec_hash()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from docker.models.containers import Container
 
-from mlplatform.runners.base import Action, State
+from mlplatform.runners.base import State
 from mlplatform.runners.docker_runner import DockerRunner
-from tests.support.docker_env import DockerEnv, wait_until
+from tests.support.docker_env import DockerEnv, applied_until_replaced, wait_until
 from tests.support.images import TestImages
 
 
@@ -33,8 +33,7 @@ def test_files_written_in_volumes_land_in_the_storage_folder_and_survive_replace
     changed = docker_env.workload(
         "store", test_images.http, volumes=volumes, env=[{"name": "CHANGED", "value": "1"}]
     )
-    second = docker_runner.apply(changed)
-    assert second.action is Action.REPLACED
+    second = applied_until_replaced(docker_runner, changed)
     assert second.workload_id != first.workload_id
     assert _exec(docker_env, second.workload_id, "cat /storage/a.txt") == (0, "kept\n")
 

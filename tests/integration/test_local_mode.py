@@ -55,7 +55,8 @@ def test_a_folder_of_three_models_converges_and_once_exits_0(
         "c": "Running",
     }
     assert items["a"]["status"]["endpoints"] == [
-        f"http://{local.env.model_id('a').replace(':', '-')}:8080"
+        "http://a.tests:8080",  # the stable endpoint: <metadata.name>.<namespace>
+        f"http://{local.env.model_id('a').replace(':', '-')}:8080",
     ]
 
 

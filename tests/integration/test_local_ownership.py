@@ -134,6 +134,21 @@ def test_an_invalid_manifest_holds_its_model_under_once_after_a_restart(local: L
     problems = json.loads(as_json.stdout)["problems"]
     assert any("keeps running its last valid spec" in p and a in p for p in problems), problems
     assert any("imagge" in p for p in problems), problems
+    # The held model is a row of its own: what runs, and why its file is refused.
+    rows = {line.split()[1]: line.split() for line in table.stdout.splitlines()[1:] if line}
+    assert "a" in rows and "b" in rows, table.stdout
+    assert rows["a"][2] == a and rows["a"][3:5] == ["docker", "Running"], table.stdout
+    assert "ManifestRefused" in rows["a"], table.stdout
+    items = {i["metadata"]["name"]: i for i in json.loads(as_json.stdout)["items"]}
+    held = items["a"]
+    assert held["metadata"]["annotations"]["mlplatform.dev/source"] == str(path.resolve())
+    assert held["status"]["phase"] == "Running"
+    assert held["status"]["message"].startswith(
+        f"runs its last valid spec; {path.resolve()} is refused: "
+    )
+    ready = {c["type"]: c for c in held["status"]["conditions"]}["Ready"]
+    assert ready["reason"] == "ManifestRefused"
+    assert items["b"]["status"]["phase"] == "Running"
 
     path.write_text(path.read_text().replace("imagge:", "image:"))
     fixed = local.run("--once")
@@ -153,10 +168,66 @@ def test_an_invalid_manifest_holds_its_model_in_watch_mode_across_resyncs(
     # Several resyncs (each a garbage collection) go by while the file stays broken.
     wait_until(lambda: local.log().count("Manag") >= 1 and status.exists(), timeout=30)
     wait_until(lambda: "keeps running" in status.read_text(), timeout=30)
+    wait_until(lambda: held_item(status, "a") is not None, timeout=30)
     path.write_text(path.read_text())  # touch: one more reload
     wait_until(lambda: local.log().count("reloading") >= 1, timeout=30)
 
     assert local.containers(running=False) == before
+    item = held_item(status, "a")
+    assert item is not None and item["status"]["phase"] == "Running"
+    assert item["metadata"]["annotations"]["mlplatform.dev/source"] == str(path.resolve())
+
+
+def test_a_model_the_watcher_knows_says_it_runs_its_last_valid_spec_when_its_file_breaks(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    status = tmp_path / "status.json"
+    path = local.write("a")
+    local.start("--status-file", str(status), resync=0.5)
+    wait_until(lambda: ready_item(status, "a"), timeout=60)
+    before = local.containers()
+    path.write_text(path.read_text().replace("image:", "imagge:"))
+
+    wait_until(lambda: held_item(status, "a") is not None, timeout=30)
+    item = held_item(status, "a")
+    assert item is not None
+    # Its last valid spec is known: shown whole, still ready, the file's problem said.
+    assert item["spec"]["container"]["image"] and "generation" in item["metadata"]
+    assert item["status"]["phase"] == "Running"
+    assert item["status"]["message"].startswith(
+        f"runs its last valid spec; {path.resolve()} is refused: "
+    )
+    assert "spec.container.image" in item["status"]["message"]
+    ready = {c["type"]: c for c in item["status"]["conditions"]}["Ready"]
+    assert ready["status"] == "True"
+    assert local.containers(running=False) == before
+
+
+def ready_item(status: Path, name: str) -> bool:
+    """Whether the status file shows model ``name`` Running and ready."""
+    try:
+        items = json.loads(status.read_text())["items"]
+    except (OSError, ValueError):
+        return False
+    return any(
+        i["metadata"]["name"] == name
+        and i["status"].get("phase") == "Running"
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"]["conditions"])
+        for i in items
+    )
+
+
+def held_item(status: Path, name: str) -> dict[str, Any] | None:
+    """The status file's item ``name`` when it says its manifest is refused, else None."""
+    try:
+        items = json.loads(status.read_text())["items"]
+    except (OSError, ValueError):
+        return None  # not written yet
+    for item in items:
+        ready = {c["type"]: c for c in item["status"].get("conditions", [])}.get("Ready")
+        if item["metadata"]["name"] == name and ready and ready["reason"] == "ManifestRefused":
+            return dict(item)
+    return None
 
 
 # --- first holder keeps an id ---------------------------------------------------------------
@@ -234,26 +305,31 @@ def test_sigkill_between_the_new_ids_container_and_the_old_ones_removal_leaves_o
     local.wait_for(lambda c: set(c) == local.ids("a"), timeout=60)
     old, renamed = local.env.model_id("a"), local.env.model_id("a", "2")
     # A readiness probe that only passes after a few seconds holds the hand-over open: the
-    # new container runs, the model is not Running yet, so the old one must stay.
+    # new id's container runs (under its temporary name, behind the old one), it is not
+    # Ready yet, so the old one must keep serving.
     probe = {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 6}
     write_manifest(
         local.folder / "a.yaml", with_id(local, "a", renamed, container={"readinessProbe": probe})
     )
 
-    def handing_over() -> dict[str, str] | None:
-        found = local.containers()
-        return found if set(found) == {old, renamed} else None
+    def handing_over() -> tuple[dict[str, str], str] | None:
+        serving = local.containers()
+        new = local.by_model(running=True, candidates=True).get(renamed, [])
+        return (serving, new[0]) if set(serving) == {old} and len(new) == 1 else None
 
-    both = wait_until(handing_over, timeout=30, interval=0.05)
+    serving, new = wait_until(handing_over, timeout=30, interval=0.05)
 
     process.send_signal(signal.SIGKILL)
     process.wait(10)
-    assert local.containers() == both  # the hand-over was cut in the middle
+    assert local.containers() == serving  # the hand-over was cut in the middle
+    assert local.by_model(running=True, candidates=True) == {renamed: [new]}
 
     result = local.run("--once", "--timeout", "60")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert local.containers(running=False) == {renamed: both[renamed]}
+    # The new container took over (renamed to its contract name); nothing else is left.
+    assert local.containers(running=False) == {renamed: new}
+    assert local.by_model(candidates=True) == {}
 
 
 # --- one writer per folder --------------------------------------------------------------------

@@ -49,7 +49,8 @@ async def test_a_created_model_runs_and_reports_ready_with_endpoints(
         name = f"mlpt-create-{docker_env.token}-1"
         assert status["phase"] == "Running"
         assert status["observedGeneration"] == 1
-        assert status["endpoints"] == [f"http://{name}:8080"]
+        # The stable endpoint (<metadata.name>.<namespace>) first, then the per-version name.
+        assert status["endpoints"] == ["http://create.models:8080", f"http://{name}:8080"]
         assert status["runner"]["containerName"] == name
         (container,) = containers_of(docker_env, spec["id"])
         assert container.status == "running"
@@ -79,11 +80,17 @@ async def test_a_spec_change_replaces_the_container_and_observed_generation_foll
         )
 
         def replaced(obj: dict[str, Any] | None) -> bool:
+            # The new container takes over once it is ready; until then the old one serves.
             status = status_of(obj)
-            return status.get("observedGeneration") == 2 and status.get("phase") == "Running"
+            return (
+                status.get("observedGeneration") == 2
+                and status.get("phase") == "Running"
+                and status.get("runner", {}).get("containerId") != first["runner"]["containerId"]
+            )
 
         second = status_of(await cluster.wait_for(NS, "update", replaced, timeout=30))
-        assert second["runner"]["containerId"] != first["runner"]["containerId"]
+        updating = next(c for c in second["conditions"] if c["type"] == "Updating")
+        assert (updating["status"], updating["reason"]) == ("False", "UpToDate")
         (container,) = containers_of(docker_env, spec["id"])
         assert container.id == second["runner"]["containerId"]
         assert "LOG_LEVEL=debug" in container.attrs["Config"]["Env"]

@@ -41,7 +41,15 @@ from docker.models.containers import Container
 
 from mlplatform.config import Settings
 from mlplatform.models.spec import MLModelSpec
-from mlplatform.runners.base import LABEL_CONTROLLER, LABEL_MODEL_ID, Owner, Workload
+from mlplatform.runners.base import (
+    LABEL_CONTROLLER,
+    LABEL_MODEL_ID,
+    Action,
+    Owner,
+    Runner,
+    RunnerStatus,
+    Workload,
+)
 from tests.support.confinement import Confined
 
 SESSION_LABEL = "dev.mlplatform.test.session"
@@ -214,6 +222,22 @@ class CreationCounter:
         self._stream.close()
         self._thread.join(5)
         return self.count
+
+
+def applied_until_replaced(
+    runner: Runner, workload: Workload, *, timeout: float = 20.0
+) -> RunnerStatus:
+    """Apply ``workload`` (a changed spec) until the new revision has taken over.
+
+    An update brings the new container up behind the serving one; each apply moves it on
+    (as the reconcile loop's requeues do) until the status says ``REPLACED``.
+    """
+
+    def replaced() -> RunnerStatus | None:
+        status = runner.apply(workload)
+        return status if status.action is Action.REPLACED else None
+
+    return wait_until(replaced, timeout=timeout, interval=0.1)
 
 
 def http_get(url: str, timeout: float = 2) -> str | None:

@@ -20,6 +20,7 @@ import yaml
 from docker.models.containers import Container
 
 from mlplatform.runners.base import LABEL_CONTROLLER, LABEL_MODEL_ID
+from mlplatform.runners.docker_plan import is_candidate_name
 from tests.support.docker_env import DockerEnv, wait_until
 from tests.support.images import TestImages
 
@@ -110,18 +111,25 @@ class LocalCli:
 
     # --- what the engine holds ----------------------------------------------------------------
 
-    def by_model(self, *, running: bool = False) -> dict[str, list[str]]:
-        """Model id → the ids of its containers (more than one is a bug)."""
+    def by_model(self, *, running: bool = False, candidates: bool = False) -> dict[str, list[str]]:
+        """Model id → the ids of its serving containers (more than one is a bug).
+
+        A new revision being brought up behind the serving container (a temporary name)
+        is left out, unless ``candidates``: then only those are listed.
+        """
         found: dict[str, list[str]] = {}
         # The low-level list: one call, no per-container inspect that a removal could race.
         for container in self.env.client.api.containers(
             all=not running, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
         ):
+            name = str(container["Names"][0]).lstrip("/")
+            if is_candidate_name(name) != candidates:
+                continue
             found.setdefault(container["Labels"][LABEL_MODEL_ID], []).append(container["Id"])
         return found
 
     def containers(self, *, running: bool = True) -> dict[str, str]:
-        """Model id → its one container id (fails when a model has two)."""
+        """Model id → its one serving container id (fails when a model has two)."""
         found = self.by_model(running=running)
         for model_id, ids in found.items():
             assert len(ids) == 1, f"two containers for {model_id}: {ids}"
@@ -157,6 +165,7 @@ class LocalCli:
             set(found) == wanted
             and all(len(ids) == 1 for ids in found.values())
             and set(running) == wanted
+            and not self.by_model(candidates=True)
         )
 
     @staticmethod

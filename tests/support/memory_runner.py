@@ -21,6 +21,7 @@ from mlplatform.runners.base import (
     Owner,
     ProbeResult,
     Problem,
+    Rollout,
     RunnerStatus,
     State,
     Termination,
@@ -58,11 +59,15 @@ class MemoryRunner:
         self.probe_ok = True
         self.exit_on_start: int | None = None
         self.writes = 0
+        self.applies = 0
         self.lists = 0
         # As a runner that judges readiness, counts restarts, knows problems (pods) would:
         self.ready: bool | None = None
         self.restart_count: int | None = None
         self.problem: Problem | None = None
+        # As a runner bringing a new revision up behind the serving workload would (Docker):
+        # while set, apply keeps the running container and reports this rollout beside it.
+        self.rollout: Rollout | None = None
         self.details: dict[str, Any] = {}
         self.probes = 0
 
@@ -98,11 +103,13 @@ class MemoryRunner:
             restart_count=self.restart_count,
             problem=self.problem,
             details=dict(self.details),
+            rollout=self.rollout if c.state == State.RUNNING else None,
         )
 
     # --- Runner ---
     def apply(self, workload: Workload) -> RunnerStatus:
         self._check()
+        self.applies += 1
         name = container_name(workload.spec.id)
         if self.fail_apply is not None:
             raise self.fail_apply
@@ -112,7 +119,11 @@ class MemoryRunner:
         current = self.containers.get(name)
         if current and current.owner.uid != workload.owner.uid:
             raise errors.ContainerConflict(f"container {name} belongs to {current.owner.key}")
-        if current and current.spec_hash == spec_hash and current.state == State.RUNNING:
+        if (
+            current
+            and current.state == State.RUNNING
+            and (current.spec_hash == spec_hash or self.rollout is not None)
+        ):
             return self._status(current, name)
         action = Action.REPLACED if current else Action.CREATED
         self.writes += 1

@@ -203,7 +203,8 @@ def make() -> Iterator[Any]:
     built: list[Controller] = []
 
     def build(**options: Any) -> Harness:
-        clock, runner, models = FakeClock(), Runner(), Models()
+        clock, models = FakeClock(), Models()
+        runner = options.pop("runner", None) or Runner()
         settings: dict[str, Any] = {
             "workers": 2,
             "resync_interval": None,
@@ -499,6 +500,62 @@ def test_errors_that_no_retry_can_fix_release_a_deletion_at_once(make: Any) -> N
     h.settle()
     assert deletion.future.result(timeout=0).removed is False
     assert h.runner.count("delete", key) == 1
+
+
+class MeetingRunner(Runner):
+    """Removals wait until ``parties`` of them are in the runner at once (or fail)."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.meeting = threading.Barrier(parties, timeout=WAIT)
+
+    def delete(self, workload: Workload) -> RunnerStatus:
+        self.meeting.wait()  # BrokenBarrierError unless the others are removing too
+        return super().delete(workload)
+
+
+def test_deletions_run_together_apart_from_the_reconcile_workers(make: Any) -> None:
+    runner = MeetingRunner(parties=3)
+    h = make(workers=1, runner=runner)
+    keys = [h.models.desire(workload(name)) for name in ("a", "b", "c")]
+    h.controller.enqueue_all()
+    h.controller.start()
+    h.settle()
+    runner.hold = threading.Event()  # every runner call waits until the test lets go
+    for key in keys:
+        h.models.delete(key)
+        h.controller.enqueue(key)
+    assert _eventually(lambda: runner.count("delete") == 3), "removals ran one at a time"
+    late = h.models.desire(workload("d"))
+    h.controller.enqueue(late)
+    assert _eventually(lambda: runner.count("observe", late) == 1), (
+        "the one worker was kept busy by the removals"
+    )
+    runner.hold.set()
+    h.settle()
+    assert sorted(k for k, _ in h.models.released_keys) == keys
+    assert not runner.meeting.broken
+    assert h.models.written(late), "the model created meanwhile was converged"
+
+
+def test_suspends_run_together_in_the_removal_pool(make: Any) -> None:
+    runner = MeetingRunner(parties=2)
+    h = make(workers=1, runner=runner)
+    keys = [h.models.desire(workload(name)) for name in ("a", "b")]
+    h.controller.enqueue_all()
+    h.controller.start()
+    h.settle()
+    for key in keys:
+        found = h.models.found[key]
+        assert isinstance(found, Desired)
+        h.models.desire(
+            replace(found.workload, spec=found.workload.spec.model_copy(update={"suspend": True})),
+            generation=2,
+        )
+        h.controller.enqueue(key)
+    h.settle()
+    assert not runner.meeting.broken, "the suspends did not run at the same time"
+    assert [h.models.written(k)[-1].status.phase for k in keys] == [Phase.STOPPED] * 2
 
 
 # --- shutdown ------------------------------------------------------------------------------

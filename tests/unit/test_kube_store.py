@@ -74,15 +74,27 @@ def test_an_invalid_spec_is_refused_with_its_problems() -> None:
     assert any("spec.id" in problem for problem in found.problems)
 
 
-def test_a_deletion_mark_makes_it_deleting_with_the_front_ends_timeout() -> None:
+def test_a_deletion_mark_makes_it_deleting_with_the_timeout_plus_the_grace_period() -> None:
     models = store(delete_timeout=7.0)
-    models.observe(body())
-    marked = body()
+    container = {"image": "iris:1", "ports": [8080], "terminationGracePeriodSeconds": 25}
+    models.observe(body(container=container))
+    marked = body(container=container)
     marked["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     assert models.observe(marked) == "models/iris"
     found = models.get("models/iris")
     assert isinstance(found, Deleting)
-    assert found.timeout == 7.0 and found.workload is not None
+    # The grace period is the container's to spend; the front end's bound comes on top.
+    assert found.timeout == 7.0 + 25 and found.workload is not None
+
+
+def test_a_never_valid_object_marked_for_deletion_gets_the_front_ends_timeout() -> None:
+    models = store(delete_timeout=7.0)
+    marked = body(id="not an id")
+    marked["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    models.observe(marked)
+    found = models.get("models/iris")
+    assert isinstance(found, Deleting)
+    assert found.timeout == 7.0 and found.workload is None
 
 
 def test_a_deleted_object_is_forgotten_but_not_a_newer_one_of_the_same_name() -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 import yaml
 
 from mlplatform.core.backoff import BackoffPolicy
-from mlplatform.core.reconcile import Reconciler
+from mlplatform.core.controller import Desired
+from mlplatform.core.reconcile import Outcome, Reconciler
 from mlplatform.local.loop import LocalController
-from mlplatform.models.status import Phase
+from mlplatform.models.status import ConditionType, MLModelStatus, Phase, Reason, set_condition
 from tests.support.memory_runner import MemoryRunner
 
 
@@ -108,7 +109,7 @@ def test_a_removed_manifest_removes_its_container_and_forgets_the_model(tmp_path
         controller.stop()
     assert sorted(runner.containers) == ["keep-1.0"]
     assert controller.keys() == ["t/keep"]
-    assert [row.model.key for row in controller.rows()] == ["t/keep"]
+    assert [row.key for row in controller.rows()] == ["t/keep"]
     assert settled.ok
 
 
@@ -141,3 +142,37 @@ def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.001)
     return True
+
+
+def _serving(*, updating: bool, failures: int) -> MLModelStatus:
+    """Running and Ready on the old revision; an update behind it, or none."""
+    conditions = set_condition([], ConditionType.READY, "True", Reason.RUNNING)
+    conditions = set_condition(
+        conditions,
+        ConditionType.UPDATING,
+        "True" if updating else "False",
+        Reason.NEW_REVISION_STARTING if updating else Reason.UP_TO_DATE,
+    )
+    return MLModelStatus(phase=Phase.RUNNING, conditions=conditions, consecutive_failures=failures)
+
+
+def test_once_waits_for_an_update_and_counts_one_that_failed_twice_as_failed(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "iris")
+    controller = local(tmp_path, MemoryRunner(), [])
+    controller.load()
+    found = controller.get("t/iris")
+    assert isinstance(found, Desired)
+
+    controller.write("t/iris", found, Outcome(_serving(updating=True, failures=1), 1.0))
+    progress = controller.progress()
+    assert (progress.settled, progress.ok) == (False, False), "an update still running"
+
+    controller.write("t/iris", found, Outcome(_serving(updating=True, failures=2), 5.0))
+    progress = controller.progress()
+    assert (progress.settled, progress.ok) == (True, False), "the new revision failed twice"
+
+    controller.write("t/iris", found, Outcome(_serving(updating=False, failures=0)))
+    progress = controller.progress()
+    assert (progress.settled, progress.ok) == (True, True), "the new revision took over"

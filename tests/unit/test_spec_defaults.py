@@ -18,6 +18,7 @@ def test_defaults_are_filled_in_one_place() -> None:
     wire = model.spec.to_wire()
     assert (wire["runner"], wire["suspend"], wire["debug"]) == ("docker", False, False)
     assert wire["container"]["imagePullPolicy"] == "IfNotPresent"
+    assert wire["container"]["terminationGracePeriodSeconds"] == 10  # Docker's stop default
 
 
 def test_a_string_is_not_a_boolean() -> None:

@@ -29,6 +29,12 @@ lets the front end drop it — once removed, or once the deletion's timeout has 
 workload is then left to garbage collection). ``deletion``/``expire``/``wait_deletion``
 let a front end wait for that release with a bound even while a runner call hangs.
 
+Removals — a deletion, or a model suspended — mostly wait out a container's grace period:
+a worker hands them to a removal pool (``removal_workers`` threads, apart from the
+``workers``), so removing N models costs about one grace period, not N / workers, and
+reconciles go on meanwhile. The key stays handed out (the queue's ``done`` comes once the
+removal ended), so one key is still never worked on twice at a time.
+
 ``stop`` ends the event sources, lets in-flight runner calls finish and joins the workers.
 """
 
@@ -38,7 +44,8 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +63,9 @@ log = logging.getLogger(__name__)
 
 # The resync's key in the work queue: not a ``namespace/name``, so never a model's.
 RESYNC = "(resync)"
+# Removals (deletions, suspends) run at once: each mostly waits out a grace period. Bounded,
+# so a folder of thousands does not open thousands of engine connections.
+REMOVAL_WORKERS = 64
 
 
 # --- what the desired-state source answers ----------------------------------------------
@@ -170,6 +180,7 @@ class Controller:
         source: DesiredStateSource,
         sink: StatusSink,
         workers: int = 8,
+        removal_workers: int = REMOVAL_WORKERS,
         resync_interval: float | None = 60.0,
         watch_runner: bool = True,
         sources: Sequence[EventSource] = (),
@@ -187,6 +198,11 @@ class Controller:
         self.clock = clock
         self.queue: WorkQueue[str] = WorkQueue(clock=clock, backoff=retry)
         self._workers = workers
+        self._removals = ThreadPoolExecutor(
+            max(1, removal_workers), thread_name_prefix="mlplatform-remove"
+        )
+        self._removing: set[Future[None]] = set()
+        self._removing_lock = threading.Lock()
         self._sources: list[EventSource] = []
         if watch_runner:
             self._sources.extend(
@@ -247,6 +263,13 @@ class Controller:
         deadline = None if timeout is None else time.monotonic() + timeout  # real time
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        # Removals in flight finish too (within the same bound); queued ones never start.
+        self._removals.shutdown(wait=False, cancel_futures=True)
+        with self._removing_lock:
+            in_flight = set(self._removing)
+        if in_flight:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait_futures(in_flight, timeout=left)
         with self._lock:
             self._stopped = True
             pending = [d for d in self._deletions.values() if not d.settled]
@@ -262,16 +285,46 @@ class Controller:
             key = self.queue.get()
             if key is None:
                 return
-            try:
-                self._process(key)
-            except RetryLater as error:
-                wait = self.queue.add_rate_limited(key)
-                log.warning("%s: %s; retrying in %.1fs", key, error, wait or 0.0)
-            except Exception:  # a worker must outlive any one model's surprise
-                wait = self.queue.add_rate_limited(key)
-                log.exception("Reconcile of %s failed; retrying in %.1fs", key, wait or 0.0)
-            finally:
-                self.queue.done(key)
+            if self._is_removal(key) and self._hand_to_removals(key):
+                continue
+            self._step(key)
+
+    def _is_removal(self, key: str) -> bool:
+        """Whether ``key``'s next step removes a workload (a deletion, a suspend)."""
+        if key == RESYNC:
+            return False
+        found = self.source.get(key)
+        return isinstance(found, Deleting) or (
+            isinstance(found, Desired) and found.workload.spec.suspend
+        )
+
+    def _hand_to_removals(self, key: str) -> bool:
+        """Run ``key``'s step in the removal pool; False when the pool is shut down."""
+        try:
+            future = self._removals.submit(self._step, key)
+        except RuntimeError:  # the controller is stopping: the worker steps it itself
+            return False
+        with self._removing_lock:
+            self._removing.add(future)
+        future.add_done_callback(self._removal_done)
+        return True
+
+    def _removal_done(self, future: Future[None]) -> None:
+        with self._removing_lock:
+            self._removing.discard(future)
+
+    def _step(self, key: str) -> None:
+        """One step of ``key`` with the controller's retry policy; ends its hand-out."""
+        try:
+            self._process(key)
+        except RetryLater as error:
+            wait = self.queue.add_rate_limited(key)
+            log.warning("%s: %s; retrying in %.1fs", key, error, wait or 0.0)
+        except Exception:  # a worker must outlive any one model's surprise
+            wait = self.queue.add_rate_limited(key)
+            log.exception("Reconcile of %s failed; retrying in %.1fs", key, wait or 0.0)
+        finally:
+            self.queue.done(key)
 
     def _process(self, key: str) -> None:
         if key == RESYNC:

@@ -31,9 +31,11 @@ from mlplatform.models.status import (
     set_condition,
 )
 from mlplatform.runners.base import (
+    MIN_READY_SECONDS,
     Action,
     OwnedWorkload,
     Problem,
+    Rollout,
     Runner,
     RunnerStatus,
     State,
@@ -48,9 +50,9 @@ PROBLEM_RETRY = 5.0
 # How soon a model waiting for debug ports held by another looks again (the holder may have
 # let them go: it stopped asking, or went).
 DEBUG_RETRY = 5.0
-# A container counts as running (and may be Ready) once it has stayed up this long, as
-# Kubernetes' minReadySeconds: one that dies a moment after start is a crash, not a model.
-MIN_READY = 1.0
+# A workload counts as running (and may be Ready) once it has stayed up this long (the
+# runner contract's minimum ready time, as Kubernetes' minReadySeconds).
+MIN_READY = MIN_READY_SECONDS
 
 RunnerFor = Callable[[str], Runner]
 
@@ -205,7 +207,7 @@ class Reconciler:
             runner, "one_workload_per_owner", False
         ):
             try:
-                retired = self._retire_old_ids(runner, workload)
+                retired = self._retire_old_ids(runner, workload, outcome.status)
             except errors.RunnerError:
                 # The model runs; the old workload goes at the next look (or the resync).
                 retry = min(outcome.requeue_after or UNAVAILABLE_RETRY, UNAVAILABLE_RETRY)
@@ -239,15 +241,23 @@ class Reconciler:
 
     def _run(self, step: _Step, runner: Runner, workload: Workload, now: float) -> Outcome:
         previous_id = step.status.runner.workload_id if step.status.runner else None
+        previous_revision = step.status.runner.revision if step.status.runner else None
         observed = runner.observe(workload)
         self._take_restart_count(step, observed)
         before_exit = (step.status.consecutive_failures, step.status.last_failure)
         if observed.state == State.EXITED:
             self._record_exit(step, observed, now)
+        elif observed.rollout is not None and observed.rollout.termination is not None:
+            self._record_rollout_exit(step, observed.rollout, now)
         elif observed.state == State.MISSING and previous_id and step.status.phase in _UP:
             self._disappeared(step, observed)
         wait = self._backoff_remaining(step.status, now)
         if wait > 0:
+            if observed.state == State.RUNNING and (
+                step.status.updating or observed.rollout is not None
+            ):
+                # The new revision failed; the serving one is not touched while it waits.
+                return self._update_backing_off(step, runner, observed, wait)
             return self._backing_off(step, workload, observed, wait)
 
         applied = runner.apply(workload)
@@ -289,7 +299,10 @@ class Reconciler:
             self._record_exit(step, applied, now)
             wait = self.backoff.delay(step.status.consecutive_failures)
             return self._backing_off(step, workload, applied, wait)
+        if applied.state == State.RUNNING and applied.rollout is not None:
+            return self._updating(step, runner, workload, applied, now)
         if applied.state == State.RUNNING:
+            self._updated(step, applied, previous_revision)
             return self._running(step, runner, workload, applied, now)
         step.condition(ConditionType.CONTAINER_RUNNING, False, Reason.CONTAINER_CREATING)
         step.not_ready(
@@ -298,11 +311,23 @@ class Reconciler:
         return Outcome(step.status, STARTING_RETRY, tuple(step.events))
 
     def _running(
-        self, step: _Step, runner: Runner, workload: Workload, applied: RunnerStatus, now: float
+        self,
+        step: _Step,
+        runner: Runner,
+        workload: Workload,
+        applied: RunnerStatus,
+        now: float,
+        *,
+        updating: bool = False,
     ) -> Outcome:
         status = step.status
         started = _seconds(applied.started_at) if applied.started_at else now
-        if status.consecutive_failures and now - started >= self.backoff.stable_after:
+        # (While an update runs, the failures are the new revision's, not this workload's.)
+        if (
+            status.consecutive_failures
+            and not updating
+            and (now - started >= self.backoff.stable_after)
+        ):
             status.consecutive_failures = 0
         step.condition(
             ConditionType.CONTAINER_RUNNING, True, Reason.RUNNING, applied.workload_name or ""
@@ -350,6 +375,155 @@ class Reconciler:
             if was_ready:
                 step.events.append(Event("Warning", "Unhealthy", status.message))
         return Outcome(status, requeue, tuple(step.events))
+
+    # --- updates: a new revision behind the serving workload ---------------------------
+
+    def _updating(
+        self, step: _Step, runner: Runner, workload: Workload, applied: RunnerStatus, now: float
+    ) -> Outcome:
+        """The serving workload keeps serving while the runner brings the new revision up.
+
+        A model that was Ready stays Ready (it is not probed against the new spec); one that
+        was not is judged as usual. The ``Updating`` condition says how the update goes; a
+        failed attempt (crash, image, create) counts towards the back-off of the new
+        revision only.
+        """
+        rollout = applied.rollout
+        assert rollout is not None
+        status = step.status
+        was_ready = status.ready
+        if rollout.problem is not None and rollout.termination is None:
+            self._record_rollout_problem(step, rollout.problem)
+        elif rollout.termination is not None:
+            self._record_rollout_exit(step, rollout, now)
+        if was_ready:
+            step.condition(
+                ConditionType.CONTAINER_RUNNING, True, Reason.RUNNING, applied.workload_name or ""
+            )
+            status.endpoints = list(applied.endpoints)
+            status.debug_endpoints = list(applied.debug_endpoints)
+            status.phase = Phase.RUNNING
+            step.condition(
+                ConditionType.READY,
+                True,
+                _kept_reason(status),
+                f"{applied.workload_name} keeps serving while the update runs",
+            )
+            outcome = Outcome(status, None, ())
+        else:
+            outcome = self._running(step, runner, workload, applied, now, updating=True)
+        wait: float | None = rollout.recheck_after
+        if rollout.problem is not None:
+            wait = max(self._backoff_remaining(status, now), self.backoff.base)
+        self._updating_condition(step, applied, wait)
+        requeue = _sooner(outcome.requeue_after, wait if wait is not None else STARTING_RETRY)
+        return Outcome(status, requeue, tuple(step.events))
+
+    def _update_backing_off(
+        self, step: _Step, runner: Runner, observed: RunnerStatus, wait: float
+    ) -> Outcome:
+        """Between attempts at a failing new revision: the serving workload stays as it was."""
+        step.status.runner = _details(runner.type, observed)
+        self._updating_condition(step, observed, wait)
+        return Outcome(step.status, max(wait, 0.05), tuple(step.events))
+
+    def _updating_condition(
+        self, step: _Step, serving: RunnerStatus, retry_in: float | None
+    ) -> None:
+        status = step.status
+        rollout = serving.rollout
+        keeps = f"{serving.workload_name} keeps serving"
+        failure = status.last_failure
+        if rollout is not None and rollout.waiting is not None:
+            reason, what = rollout.waiting.reason, rollout.waiting.message
+        elif rollout is not None and rollout.problem is None:
+            reason = Reason.NEW_REVISION_STARTING
+            what = rollout.message or "the new revision is starting"
+        else:
+            # The new revision failed (this time or the last): say why, and when it is retried.
+            why = (
+                rollout.problem.message
+                if rollout is not None and rollout.problem is not None
+                else failure.message
+                if failure is not None
+                else "the new revision failed"
+            )
+            crash_loop = status.consecutive_failures >= 2
+            reason = (
+                Reason.CRASH_LOOP
+                if crash_loop
+                else rollout.problem.reason
+                if rollout is not None and rollout.problem is not None
+                else failure.reason
+                if failure is not None
+                else Reason.START_FAILED
+            )
+            retry = f"; retrying in {retry_in:.0f}s" if retry_in is not None else ""
+            what = f"the update failed: {why}{retry} (failure {status.consecutive_failures})"
+        message = f"{what}; {keeps}"
+        if not status.updating:
+            step.events.append(
+                Event(
+                    "Normal",
+                    "Updating",
+                    f"Bringing up the new revision behind {serving.workload_name}",
+                )
+            )
+        step.condition(ConditionType.UPDATING, True, reason, message)
+        status.message = f"updating: {message}"
+
+    def _updated(self, step: _Step, applied: RunnerStatus, previous_revision: str | None) -> None:
+        """No update runs (any more): the Updating condition says so, and how the last went.
+
+        A replacement for a new revision always leaves its word here (with or without a gap:
+        a model whose host ports only one container can bind is replaced in place).
+        """
+        replaced = (
+            applied.action == Action.REPLACED
+            and previous_revision is not None
+            and applied.revision != previous_revision
+        )
+        if step.status.condition(ConditionType.UPDATING) is None and not replaced:
+            return
+        if step.status.updating and applied.action == Action.REPLACED:
+            step.events.append(
+                Event("Normal", "Updated", f"{applied.workload_name} took over without a gap")
+            )
+        message = (applied.message if replaced else "") or (
+            f"{applied.workload_name} runs the current spec"
+        )
+        step.condition(ConditionType.UPDATING, False, Reason.UP_TO_DATE, message)
+
+    def _record_rollout_exit(self, step: _Step, rollout: Rollout, now: float) -> None:
+        """Count the new revision's death once (by its workload id) for its back-off."""
+        status = step.status
+        last = status.last_failure
+        if last is not None and rollout.workload_id and last.workload_id == rollout.workload_id:
+            return
+        ended = rollout.termination
+        oom = ended is not None and ended.oom_killed
+        reason = Reason.OOM_KILLED if oom else Reason.CONTAINER_EXITED
+        message = rollout.problem.message if rollout.problem else f"{rollout.workload_name} ended"
+        status.consecutive_failures += 1
+        status.last_failure = Failure(
+            reason=reason,
+            message=message,
+            time=(ended.finished_at if ended is not None else None) or _timestamp(now),
+            exit_code=ended.exit_code if ended is not None else None,
+            oom_killed=oom,
+            workload_id=rollout.workload_id,
+        )
+        step.events.append(Event("Warning", reason.value, f"update: {message}"))
+
+    def _record_rollout_problem(self, step: _Step, problem: Problem) -> None:
+        """The new revision could not be started (its image, its create): one more failure."""
+        status = step.status
+        last = status.last_failure
+        repeated = last is not None and last.reason == problem.reason and not last.workload_id
+        status.consecutive_failures += 1
+        status.last_failure = Failure(reason=problem.reason, message=problem.message, time=step.at)
+        if not repeated:
+            step.events.append(Event("Warning", problem.reason.value, f"update: {problem.message}"))
 
     def _runner_ready(self, step: _Step, applied: RunnerStatus, up: float) -> Outcome:
         """The runner judges readiness itself (a rollout): its verdict replaces the probe."""
@@ -437,7 +611,9 @@ class Reconciler:
     def _backoff_remaining(self, status: MLModelStatus, now: float) -> float:
         if not status.consecutive_failures or status.last_failure is None:
             return 0.0
-        since = now - _seconds(status.last_failure.time)
+        # A failure stamped a moment ahead of this clock (the engine's clock, rounding) is
+        # one that just happened, not one still to come.
+        since = max(0.0, now - _seconds(status.last_failure.time))
         return max(0.0, self.backoff.delay(status.consecutive_failures) - since)
 
     def _backing_off(
@@ -587,7 +763,9 @@ class Reconciler:
         One workload per owner: an owner may briefly have two (its id changed; the old
         workload goes once the new one runs). When the status says the model runs and its
         workload is listed running, the owner's other workloads are removed here too;
-        otherwise the model is stale and its reconcile finishes the hand-over.
+        otherwise the model is stale and its reconcile finishes the hand-over. While an
+        update runs (``Updating``), two are expected (the serving one and the new revision):
+        the model's own reconcile moves it on, the resync removes neither.
         """
         owned = [o for o in runner.list_owned() if scope(o)]
         by_owner: dict[str, list[OwnedWorkload]] = {}
@@ -598,6 +776,8 @@ class Reconciler:
         for uid, status in statuses.items():
             group = by_owner.get(uid, [])
             current = _current(status, group)
+            if len(group) > 1 and status is not None and status.updating:
+                continue  # its reconcile is already looking at it (a requeue is due)
             if len(group) > 1 and current is not None and _in_sync(status, current):
                 extras.extend(o for o in group if o is not current)
             elif len(group) > 1 or not _in_sync(status, group[0] if group else None):
@@ -621,19 +801,30 @@ class Reconciler:
         """Remove the workloads in ``scope`` whose owner is not alive (see ``resync``)."""
         return list(self.resync(runner, {}, live_uids, scope=scope).removed)
 
-    def _retire_old_ids(self, runner: Runner, workload: Workload) -> list[Event]:
+    def _retire_old_ids(
+        self, runner: Runner, workload: Workload, status: MLModelStatus
+    ) -> list[Event]:
         """Remove the owner's workloads of other ids (its ``spec.id`` changed): one per owner.
 
         Called once the workload of the current id runs, so a rename never leaves the model
         without a server. Only workloads of the same source are touched (local mode: the
-        same manifest file; the operator records none).
+        same manifest file; the operator records none), never the one that serves.
+
+        For a runner that brings the new id up beside the old one and reports it as the
+        model's workload; runners with ``one_workload_per_owner`` (Docker, Kubernetes) hand
+        over themselves and are not asked. Never while an update runs (``Updating``): the
+        old workload is then the serving one.
         """
+        if status.updating:
+            return []
+        serving = status.runner.workload_id if status.runner else None
         events = []
         for owned in runner.list_owned():
             if (
                 owned.owner.uid == workload.owner.uid
                 and owned.model_id != workload.spec.id
                 and owned.source == workload.source
+                and owned.workload_id != serving
             ):
                 runner.remove_owned(owned)
                 events.append(
@@ -736,6 +927,17 @@ _REASONS: dict[type[errors.RunnerError], Reason] = {
     errors.StartFailed: Reason.START_FAILED,
     errors.StorageNotConfigured: Reason.STORAGE_NOT_CONFIGURED,
 }
+
+
+def _kept_reason(status: MLModelStatus) -> Reason:
+    """The Ready reason a model keeps while an update runs behind it."""
+    ready = status.condition(ConditionType.READY)
+    return ready.reason if ready is not None else Reason.RUNNING
+
+
+def _sooner(first: float | None, second: float | None) -> float | None:
+    known = [value for value in (first, second) if value is not None]
+    return min(known) if known else None
 
 
 def _details(runner_type: str, observed: RunnerStatus) -> RunnerDetails:

@@ -8,9 +8,10 @@ runner's event stream and the resync timer. kopf's handlers (``kube.handlers``) 
   store; a new object, a new generation or a deletion mark enqueues its key. The status
   writes of the operator itself come back as events and enqueue nothing.
 - ``remove``: kopf's deletion handler (the finalizer is held meanwhile). The controller
-  removes the workload; the handler waits for the release at most ``delete_timeout``
-  seconds — past that (the engine does not answer) the object is released with a warning
-  event and its container is left to garbage collection.
+  removes the workload (deletions of many objects together, in the controller's removal
+  pool); the handler waits for the release at most ``delete_timeout`` seconds plus the
+  model's grace period — past that (the engine does not answer) the object is released
+  with a warning event and its container is left to garbage collection.
 - ``start``/``stop``: kopf's start-up and clean-up activities.
 
 The blocking work (runner calls, status writes) happens in the controller's worker
@@ -79,7 +80,8 @@ class Operator:
             self.controller.enqueue(key)
 
     async def remove(self, body: Mapping[str, Any]) -> None:
-        """Wait until the controller released the object (at most ``delete_timeout``)."""
+        """Wait until the controller released the object (at most ``delete_timeout`` plus the
+        model's grace period)."""
         self.store.observe(body)  # the deletion mark, if the watch has not told it yet
         key = f"{body['metadata'].get('namespace', '')}/{body['metadata']['name']}"
         deletion = self.controller.deletion(key)

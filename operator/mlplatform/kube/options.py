@@ -95,7 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=argtypes.positive_seconds,
         default=30.0,
         metavar="SECONDS",
-        help="seconds a deletion waits for an unreachable runner before releasing the object",
+        help=(
+            "seconds a deletion waits for an unreachable runner before releasing the object "
+            "(on top of the model's terminationGracePeriodSeconds)"
+        ),
     )
 
 

@@ -168,8 +168,11 @@ def _found(
     number = int(str(generation)) if generation is not None else None
     model, problems = validate_object(snapshot)
     if deleting:
-        workload = Workload(owner=owner, spec=model.spec) if model is not None else None
-        return Deleting(owner, workload, timeout=delete_timeout)
+        if model is None:
+            return Deleting(owner, None, timeout=delete_timeout)
+        # The container's grace period is the user's to spend; the bound comes on top of it.
+        grace = model.spec.container.termination_grace_period_seconds
+        return Deleting(owner, Workload(owner=owner, spec=model.spec), delete_timeout + grace)
     if model is None:
         return Refused(owner, number, tuple(map(str, problems)))
     return Desired(Workload(owner=owner, spec=model.spec), number)

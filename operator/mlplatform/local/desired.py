@@ -56,6 +56,13 @@ class DesiredState:
     # Containers of files that exist but do not validate: kept as they are (not desired,
     # never removed), shown with the file's problem.
     held: list[OwnedWorkload] = field(default_factory=list)
+    # Resolved file → its first problem (``FIELD: MESSAGE``), for the rows of held models.
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def refuse(self, file: str, problem: str) -> None:
+        """Record that ``file`` (resolved) is refused; its first problem is the one shown."""
+        self.failed_files.add(file)
+        self.refused.setdefault(file, problem)
 
     def held_lines(self) -> list[str]:
         """One line per held container, for the table and JSON problems."""
@@ -122,7 +129,7 @@ def load(paths: Iterable[Path], *, running: Iterable[OwnedWorkload] = ()) -> Des
         for document in documents.read_documents(path):
             if document.problems:
                 state.problems.extend(document.report())
-                state.failed_files.add(file)
+                state.refuse(file, str(document.problems[0]))
                 continue
             if document.model is None:
                 state.notes.append(f"{document.where}: ignored (kind {document.kind})")
@@ -152,7 +159,7 @@ def load(paths: Iterable[Path], *, running: Iterable[OwnedWorkload] = ()) -> Des
         problem = _claim(model, names, keys)
         if problem:
             state.problems.append(f"{model.source}: {problem}")
-            state.failed_files.add(file)
+            state.refuse(file, problem)
             continue
         accepted.append(model)
         names[container_name(model.workload.spec.id)] = _Claim(

@@ -33,7 +33,7 @@ import watchfiles
 from mlplatform import errors
 from mlplatform.core.controller import Controller, Deleting, Desired, Found, Refused
 from mlplatform.core.reconcile import Event, Outcome, Reconciler
-from mlplatform.local import desired, ownership
+from mlplatform.local import desired, held, ownership
 from mlplatform.local.desired import DesiredModel, DesiredState
 from mlplatform.local.table import Row
 from mlplatform.models import documents
@@ -75,6 +75,11 @@ class LocalController:
         # manifest is not held by being invalid (see ``in_scope``).
         self._roots = roots or ownership.Roots.of(self._paths)
         self._held_files: frozenset[str] = frozenset()
+        # Models a refused manifest holds: known by spec (kept in memory, key → file) or
+        # only by workload (after a restart); with each refused file's first problem.
+        self._kept: dict[str, str] = {}
+        self._held: list[OwnedWorkload] = []
+        self._refused: dict[str, str] = {}
         self._reconciler = reconciler
         self._runner = runner
         self._on_change = on_change
@@ -103,6 +108,7 @@ class LocalController:
         state = desired.load(self._paths, running=self._running())
         changed: list[str] = []
         with self._lock:
+            now = time.time()
             kept = desired.keep_last_valid(state, self._desired)
             for key in kept:
                 log.warning(
@@ -110,9 +116,13 @@ class LocalController:
                 )
             state.problems.extend(desired.holding_lines(state, kept))
             self._held_files = frozenset(state.failed_files)
+            self._kept = {key: state.models[key].workload.source or "" for key in kept}
+            self._held = list(state.held)
+            self._refused = dict(state.refused)
+            for owned in self._held:
+                self._since.setdefault(owned.owner.key, now)
             old = self._desired
             self._desired = dict(state.models)
-            now = time.time()
             for key, model in state.models.items():
                 self._removing.pop(key, None)
                 before = old.get(key)
@@ -150,12 +160,29 @@ class LocalController:
             return list(self._notes)
 
     def rows(self) -> list[Row]:
-        """The models as they stand, sorted by key (for the table and JSON)."""
+        """The models as they stand, sorted by key (for the table and JSON); a model held by
+        a refused manifest is shown as such (``held``)."""
         with self._lock:
-            return [
-                Row(model, self._status.get(key), self._since.get(key, time.time()))
-                for key, model in sorted(self._desired.items())
-            ]
+            now = time.time()
+            rows = []
+            for key, model in self._desired.items():
+                status = self._status.get(key)
+                file = self._kept.get(key)
+                if status is not None and file is not None:
+                    status = held.restate(status, file, self._refused.get(file, "invalid"))
+                rows.append(Row(model, status, self._since.get(key, now)))
+            for owned in self._held:
+                key = owned.owner.key
+                if key in self._desired:
+                    continue
+                status = held.observed(
+                    owned,
+                    self._refused.get(owned.source or "", "invalid"),
+                    runner=self._runner.type,
+                    previous=self._status.get(key),
+                )
+                rows.append(Row(None, status, self._since.get(key, now), held=owned))
+            return sorted(rows, key=lambda row: row.key)
 
     def keys(self) -> list[str]:
         with self._lock:
@@ -289,7 +316,8 @@ class LocalController:
                 if _as_desired(model, status):
                     continue
                 ok = False
-                failed = status.phase == Phase.FAILED and (
+                # An update that failed twice has failed (the old revision keeps serving).
+                failed = (status.phase == Phase.FAILED or status.updating) and (
                     key in self._given_up or status.consecutive_failures >= 2
                 )
                 if not failed:
@@ -316,7 +344,8 @@ class LocalController:
 def _as_desired(model: DesiredModel, status: MLModelStatus) -> bool:
     if model.workload.spec.suspend:
         return status.phase == Phase.STOPPED
-    return status.phase == Phase.RUNNING and status.ready
+    # An update in progress is not converged: the serving container runs the old spec.
+    return status.phase == Phase.RUNNING and status.ready and not status.updating
 
 
 def _log_event(key: str, event: Event) -> None:

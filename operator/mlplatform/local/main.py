@@ -18,6 +18,7 @@ of the API server (like the kubelet's static pods). Exit codes:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import logging
 import os
 import signal
@@ -29,12 +30,13 @@ from types import FrameType
 
 from mlplatform import errors, logs
 from mlplatform.config import Settings
+from mlplatform.core.controller import REMOVAL_WORKERS
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.local import desired, ownership, preflight, writer_lock
 from mlplatform.local.loop import LocalController
 from mlplatform.local.report import Reporter, read_status_file
 from mlplatform.runners import selection
-from mlplatform.runners.base import Runner
+from mlplatform.runners.base import OwnedWorkload, Runner
 
 log = logging.getLogger(__name__)
 
@@ -207,40 +209,54 @@ def watch(controller: LocalController, reporter: Reporter) -> int:
     return 0
 
 
+# Models removed at once by ``--down``: as many as the controller's removal pool (stops
+# mostly wait out grace periods; bounded, so thousands do not open thousands of connections).
+DOWN_CONCURRENCY = REMOVAL_WORKERS
+
+
 def down(paths: list[Path], reconciler: Reconciler, roots: ownership.Roots, runner: Runner) -> int:
     """Remove every container made from these manifests (storage is kept).
 
     The valid models' containers, and every other container whose source lies under the
-    paths (a renamed id, a deleted or invalid manifest).
+    paths (a renamed id, a deleted or invalid manifest). Removals run concurrently: N models
+    cost about one grace period, not N.
     """
     state = desired.load(paths)
     for line in state.problems:
         log.error("Skipped an invalid manifest: %s", line)
-    failed = False
-    for key, model in sorted(state.models.items()):
+
+    def remove(item: tuple[str, desired.DesiredModel]) -> bool:
+        key, model = item
         try:
             event = reconciler.delete(model.workload)
         except errors.RunnerError as error:
             log.error("Could not remove %s: %s", key, error.message)
-            failed = True
-            continue
-        if event is not None:
-            log.info("%s: %s", key, event.message)
-        else:
-            log.info("%s: no workload", key)
-    try:
-        others = [o for o in runner.list_owned() if roots.covers(o.source)]
-        for owned in others:
+            return False
+        log.info("%s: %s", key, event.message if event is not None else "no workload")
+        return True
+
+    def remove_other(owned: OwnedWorkload) -> bool:
+        try:
             runner.remove_owned(owned)
-            log.info("%s: Removed workload %s", owned.owner.key, owned.workload_name)
-    except errors.RunnerError as error:
-        log.error(
-            "Could not remove the other containers of %s: %s",
-            " ".join(map(str, paths)),
-            error.message,
-        )
-        failed = True
-    return 1 if failed else 0
+        except errors.RunnerError as error:
+            log.error("Could not remove %s: %s", owned.workload_name, error.message)
+            return False
+        log.info("%s: Removed workload %s", owned.owner.key, owned.workload_name)
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(DOWN_CONCURRENCY, thread_name_prefix="down") as pool:
+        ok = all(list(pool.map(remove, sorted(state.models.items()))))
+        try:
+            others = [o for o in runner.list_owned() if roots.covers(o.source)]
+        except errors.RunnerError as error:
+            log.error(
+                "Could not list the other containers of %s: %s",
+                " ".join(map(str, paths)),
+                error.message,
+            )
+            return 1
+        ok = all(list(pool.map(remove_other, others))) and ok
+    return 0 if ok else 1
 
 
 def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:

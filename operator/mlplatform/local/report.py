@@ -91,7 +91,7 @@ class Reporter:
 
     def _announce_debug(self, rows: list[Row]) -> None:
         for row in rows:
-            key = row.model.key
+            key = row.key
             endpoints = list(row.status.debug_endpoints) if row.status else []
             if endpoints and endpoints != self._debug.get(key):
                 log.info("%s is published on this host at %s", key, " ".join(endpoints))

@@ -20,6 +20,7 @@ from typing import Any
 
 from mlplatform.local.desired import DesiredModel
 from mlplatform.models.status import ConditionType, MLModelStatus
+from mlplatform.runners.base import OwnedWorkload, Owner
 
 COLUMNS = (
     "NAMESPACE",
@@ -39,11 +40,47 @@ MESSAGE_WIDTH = 80
 
 @dataclass(frozen=True)
 class Row:
-    """One model as shown: what is desired, what was last observed, since when."""
+    """One model as shown: what is desired, what was last observed, since when.
 
-    model: DesiredModel
+    A model held by a refused manifest after a restart has no known spec (``model`` is
+    ``None``): its workload (``held``, found by its labels) names it instead.
+    """
+
+    model: DesiredModel | None
     status: MLModelStatus | None
     since: float  # when this process first saw the model (its "creationTimestamp")
+    held: OwnedWorkload | None = None
+
+    def __post_init__(self) -> None:
+        if self.model is None and self.held is None:
+            raise ValueError("a row needs a model or a held workload")
+
+    @property
+    def owner(self) -> Owner:
+        return self.model.workload.owner if self.model else self._held.owner
+
+    @property
+    def key(self) -> str:
+        return self.owner.key
+
+    @property
+    def model_id(self) -> str:
+        return self.model.workload.spec.id if self.model else self._held.model_id
+
+    @property
+    def runner(self) -> str:
+        if self.model is not None:
+            return self.model.workload.spec.runner
+        return self.status.runner.type if self.status and self.status.runner else ""
+
+    @property
+    def source(self) -> str:
+        return self.model.source if self.model else (self._held.source or "")
+
+    @property
+    def _held(self) -> OwnedWorkload:
+        assert self.held is not None  # __post_init__: one of the two is set
+        return self.held
 
 
 def age(seconds: float) -> str:
@@ -85,15 +122,15 @@ def created_at(row: Row) -> float:
 
 def _cells(row: Row, now: float, *, wide: bool = False) -> list[str]:
     status = row.status
-    owner = row.model.workload.owner
+    owner = row.owner
     message = " ".join(((status.message if status else "") or "").split())
     if not wide and len(message) > MESSAGE_WIDTH:
         message = message[: MESSAGE_WIDTH - 1] + "…"
     return [
         owner.namespace,
         owner.name,
-        row.model.workload.spec.id,
-        row.model.workload.spec.runner,
+        row.model_id,
+        row.runner,
         status.phase.value if status else "Pending",
         _ready(status),
         _reason(status),
@@ -127,25 +164,30 @@ def document(rows: list[Row], problems: list[str], notes: list[str]) -> dict[str
     return {
         "apiVersion": "mlplatform.dev/v1alpha1",
         "kind": "MLModelList",
-        "items": [
-            {
-                "apiVersion": "mlplatform.dev/v1alpha1",
-                "kind": "MLModel",
-                "metadata": {
-                    "name": row.model.workload.owner.name,
-                    "namespace": row.model.workload.owner.namespace,
-                    "uid": row.model.workload.owner.uid,
-                    "generation": row.model.generation,
-                    "creationTimestamp": _timestamp(row.since),
-                    "annotations": {SOURCE_ANNOTATION: row.model.source},
-                },
-                "spec": row.model.workload.spec.to_wire(),
-                "status": row.status.to_wire() if row.status else {},
-            }
-            for row in rows
-        ],
+        "items": [_item(row) for row in rows],
         "problems": list(problems),
         "notes": list(notes),
+    }
+
+
+def _item(row: Row) -> dict[str, Any]:
+    """One model, shaped like the API object. A held model without a known spec has no
+    generation, and of its spec only the id (from its workload's labels)."""
+    metadata: dict[str, Any] = {
+        "name": row.owner.name,
+        "namespace": row.owner.namespace,
+        "uid": row.owner.uid,
+        "creationTimestamp": _timestamp(row.since),
+        "annotations": {SOURCE_ANNOTATION: row.source},
+    }
+    if row.model is not None:
+        metadata["generation"] = row.model.generation
+    return {
+        "apiVersion": "mlplatform.dev/v1alpha1",
+        "kind": "MLModel",
+        "metadata": metadata,
+        "spec": row.model.workload.spec.to_wire() if row.model else {"id": row.model_id},
+        "status": row.status.to_wire() if row.status else {},
     }
 
 

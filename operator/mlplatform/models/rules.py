@@ -65,6 +65,11 @@ MEMORY_PATTERN: Final = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
 MEMORY_MIN_BYTES: Final = 6 * 1024 * 1024
 HTTP_PATH_PATTERN: Final = r"^/[-A-Za-z0-9._~!$&'()*+,;=:@%/?]*$"
 
+# How long a stopping container gets between SIGTERM and SIGKILL. Kubernetes' default is 30
+# and its bound is open; Docker's `docker stop` default is 10. Bounded so that one model
+# cannot hold a teardown, a deletion or an update hostage for long.
+GRACE_PERIOD_DEFAULT_SECONDS: Final = 10
+GRACE_PERIOD_MAX_SECONDS: Final = 300
 # The Kubernetes runner names a Service after the MLModel, so the name must be a DNS-1035
 # label: lower-case letters, digits and "-", starting with a letter, at most 63 characters.
 DNS_1035_LABEL_PATTERN: Final = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"

@@ -531,6 +531,16 @@ class ContainerSpec(_Strict):
         alias="readinessProbe",
         description="HTTP probe that gates the Ready condition (unset: Ready once running).",
     )
+    termination_grace_period_seconds: int = Field(
+        default=rules.GRACE_PERIOD_DEFAULT_SECONDS,
+        ge=0,
+        le=rules.GRACE_PERIOD_MAX_SECONDS,
+        alias="terminationGracePeriodSeconds",
+        description=(
+            "Seconds a stopping container gets between SIGTERM and SIGKILL, on every stop "
+            "(update, suspend, delete, teardown). 0 kills at once."
+        ),
+    )
 
     @model_validator(mode="after")
     def _probe_port_is_exposed(self) -> ContainerSpec:

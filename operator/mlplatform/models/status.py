@@ -31,6 +31,9 @@ class ConditionType(enum.StrEnum):
     IMAGE_READY = "ImageReady"
     CONTAINER_RUNNING = "ContainerRunning"
     DEBUG_PORTS = "DebugPortsBound"
+    # True while a new revision is brought up behind the serving one (its reason says how
+    # that goes); False once the serving workload runs the current spec.
+    UPDATING = "Updating"
 
 
 class Reason(enum.StrEnum):
@@ -55,10 +58,15 @@ class Reason(enum.StrEnum):
     RUNNER_NOT_IMPLEMENTED = "RunnerNotImplemented"
     INVALID_SPEC = "InvalidSpec"
     START_FAILED = "StartFailed"
+    # Local mode: the model's manifest exists but does not validate; it runs its last valid spec.
+    MANIFEST_REFUSED = "ManifestRefused"
     # A workload the cluster cannot place (no node fits its requests) ...
     UNSCHEDULABLE = "Unschedulable"
     # ... or whose rollout did not complete within its deadline.
     PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    # Updating
+    NEW_REVISION_STARTING = "NewRevisionStarting"
+    UP_TO_DATE = "UpToDate"
     # A volume the spec asks for that the runner has no storage configured for.
     STORAGE_NOT_CONFIGURED = "StorageNotConfigured"
     # ImageReady
@@ -151,6 +159,12 @@ class MLModelStatus(_Wire):
     def ready(self) -> bool:
         ready = self.condition(ConditionType.READY)
         return ready is not None and ready.status == "True"
+
+    @property
+    def updating(self) -> bool:
+        """Whether a new revision is being brought up behind the serving one."""
+        updating = self.condition(ConditionType.UPDATING)
+        return updating is not None and updating.status == "True"
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

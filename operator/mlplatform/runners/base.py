@@ -33,6 +33,12 @@ LABEL_CONTROLLER = "mlplatform.dev/controller"
 # removes only workloads whose source lies under the paths it was given.
 LABEL_SOURCE = "mlplatform.dev/source"
 
+# A workload counts as running (and may be Ready) once it has stayed up this long, as
+# Kubernetes' minReadySeconds: one that dies a moment after start is a crash, not a model.
+# The core applies it to the serving workload; a runner that rolls a new revision out behind
+# a serving one (Docker) applies it to the new one before it takes over.
+MIN_READY_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class Owner:
@@ -119,6 +125,30 @@ class DebugPorts:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """A new revision being brought up while the current workload keeps serving.
+
+    Reported beside the serving workload's own status (``RunnerStatus``) until the new
+    revision takes over (then the status describes it, with ``Action.REPLACED``) or the spec
+    goes back to the serving revision. ``problem`` says why the new revision does not come
+    up (its image, a crash, a probe that never passes); ``termination`` how its last run
+    ended, so the core can count the failure once and back off re-creating it — the serving
+    workload is never touched for it.
+    """
+
+    revision: str | None  # the revision being rolled out
+    workload_name: str | None = None  # docker: the new container's temporary name
+    workload_id: str | None = None
+    started_at: str | None = None  # RFC 3339, when the new revision's current run started
+    problem: Problem | None = None  # this attempt failed (counted, backed off)
+    waiting: Problem | None = None  # not ready yet, still trying (a failing probe)
+    termination: Termination | None = None
+    message: str = ""  # where it stands ("waiting to see it stay up", "probe failed: ...")
+    # When to look again (seconds) to move the rollout on; None: the runner's events suffice.
+    recheck_after: float | None = None
+
+
+@dataclass(frozen=True)
 class RunnerStatus:
     """The runner's report on one workload; the core turns it into the MLModel status."""
 
@@ -143,6 +173,8 @@ class RunnerStatus:
     # Runner-specific facts for ``status.runner`` next to ``type`` (camelCase keys, JSON
     # values); Docker: containerId, containerName, imageId, hostPorts.
     details: Mapping[str, Any] = field(default_factory=dict)
+    # An update in progress behind this (serving) workload; None when there is none.
+    rollout: Rollout | None = None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ class Operation(enum.StrEnum):
     STOP = "stop container"
     REMOVE = "remove container"
     INSPECT = "inspect container"
+    RENAME = "rename container"
+    CONNECT_NETWORK = "connect to the network"
+    DISCONNECT_NETWORK = "disconnect from the network"
     LIST = "list containers"
     CREATE_NETWORK = "create network"
     INSPECT_NETWORK = "inspect network"
@@ -53,6 +56,9 @@ class Operation(enum.StrEnum):
     OPEN_EVENTS = "open the event stream"
     READ_EVENTS = "read the event stream"
 
+
+# Connections kept to the engine: enough for the widest fan-out (teardown) to run at once.
+POOL_SIZE = 64
 
 _ANY: frozenset[Operation] = frozenset(Operation)
 _UNAVAILABLE: tuple[type[Exception], ...] = (
@@ -127,7 +133,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         errors.ContainerConflict,
-        operations=frozenset({Operation.CREATE}),
+        operations=frozenset({Operation.CREATE, Operation.RENAME}),
         statuses=frozenset({409}),
     ),
     # Text: a 500 saying the engine cannot reach its own runtime (containerd restarting):
@@ -181,6 +187,9 @@ class Engine:
                 self._client = docker.DockerClient.from_env(
                     timeout=self._settings.runners_docker_timeout,  # type: ignore[arg-type]
                     environment=environment,
+                    # Teardowns stop many containers at once, each request held open for its
+                    # grace period: one connection each, not a queue behind docker-py's 10.
+                    max_pool_size=POOL_SIZE,
                 )
         return self._client
 

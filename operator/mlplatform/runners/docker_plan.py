@@ -10,6 +10,12 @@ longer matches. No engine calls happen here, so every rule reads in one place:
   only when this model holds the claim (decided by the runner, passed in as ``debug_base``).
 - names and labels: container ``<name>-<version>``; managed-by, model-id, owner, controller
   and spec-hash labels.
+- the stable endpoint: every container of a model joins the models' network with the alias
+  ``<metadata.name>.<namespace>`` (``stable_alias``), which no spec or version change moves;
+  a new revision is created under a temporary name (``candidate_name``) and takes the
+  contract name when it takes over (docs/design.md, "Updates without a gap").
+- the grace period: ``spec.container.terminationGracePeriodSeconds`` is the container's own
+  stop timeout, so every stop (ours, ``docker stop``, an engine shutdown) honours it.
 - security defaults: never privileged, never the host network, ``no-new-privileges``, and
   these capabilities dropped from Docker's default set because a model server has no use for
   them: ``NET_RAW`` (raw sockets, packet spoofing), ``MKNOD`` (device nodes), ``SYS_CHROOT``,
@@ -40,6 +46,13 @@ MODELS_VOLUME = "/models"
 # Docker-specific label: the debug ports this container publishes ("7000-7001"); its presence
 # is the debug-port claim.
 LABEL_DEBUG_PORTS = "mlplatform.dev/debug-ports"
+# Docker-specific label: the stable network alias the container serves (or will serve) under;
+# how a runner finds who holds an alias, whatever the controller.
+LABEL_ENDPOINT = "mlplatform.dev/endpoint"
+# Contract names (``<name>-<version>``) are lower-case DNS labels: a name with this character
+# can never be one, so a temporary name never collides with any model's container name.
+CANDIDATE_SEPARATOR = "_"
+CANDIDATE_REVISION_CHARS = 12
 # On every container whose model asks for debug ports: the claimers, oldest first, take the
 # ports in turn when the holder lets them go.
 LABEL_DEBUG_REQUESTED = "mlplatform.dev/debug-requested"
@@ -72,6 +85,13 @@ class ContainerPlan:
     debug_ports: dict[int, int]  # container port → host port; empty unless holding the claim
     spec_hash: str
     create_args: dict[str, Any] = field(repr=False)
+    # The network aliases the serving container answers under: the stable alias first.
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def candidate_name(self) -> str:
+        """The temporary name of this revision while an older one still serves."""
+        return candidate_name(self.name, self.spec_hash)
 
     def folders_to_create(self) -> list[Path]:
         return [mount.source for mount in self.mounts]
@@ -118,6 +138,26 @@ def labels_for(workload: base.Workload, settings: Settings) -> dict[str, str]:
     return labels
 
 
+def stable_alias(owner: base.Owner) -> str:
+    """The model's stable name on the models' network: ``<metadata.name>.<namespace>``.
+
+    Like a Kubernetes Service name, it follows the object, not the spec: an id or a spec
+    change never moves it. A namespace is a DNS label (no dots), so the last label always
+    names it and two objects never share an alias under one API server.
+    """
+    return f"{owner.name}.{owner.namespace}"
+
+
+def candidate_name(name: str, revision: str) -> str:
+    """``iris-1.0`` + revision → ``iris-1.0_3f9a2c1b5d6e``: a new revision's temporary name."""
+    return f"{name}{CANDIDATE_SEPARATOR}{revision[:CANDIDATE_REVISION_CHARS]}"
+
+
+def is_candidate_name(name: str) -> bool:
+    """Whether ``name`` is a temporary name (never a contract name)."""
+    return CANDIDATE_SEPARATOR in name
+
+
 def owned_label_filter(controller: str) -> list[str]:
     """The engine's label filter for every container of ``controller`` (lists, events)."""
     return [f"{key}={value}" for key, value in base.owned_labels(controller).items()]
@@ -148,7 +188,12 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
         # what decides which local run may remove it, so it must never be stale.
         shape["source"] = workload.source
     spec_hash = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:32]
-    labels = {**labels_for(workload, settings), base.LABEL_SPEC_HASH: spec_hash}
+    alias = stable_alias(workload.owner)
+    labels = {
+        **labels_for(workload, settings),
+        base.LABEL_SPEC_HASH: spec_hash,
+        LABEL_ENDPOINT: alias,
+    }
     if debug_ports:
         first, last = min(debug_ports.values()), max(debug_ports.values())
         labels[LABEL_DEBUG_PORTS] = f"{first}-{last}"
@@ -167,6 +212,7 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
         "privileged": False,
         "security_opt": list(SECURITY_OPT),
         "cap_drop": list(CAP_DROP),
+        "stop_timeout": container.termination_grace_period_seconds,
     }
     if container.command is not None:
         args["entrypoint"] = list(container.command)
@@ -187,4 +233,5 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
         debug_ports=debug_ports,
         spec_hash=spec_hash,
         create_args=args,
+        aliases=(alias, name),
     )
