@@ -139,26 +139,28 @@ async def test_a_spec_change_keeps_ready_true_while_the_previous_pod_serves() ->
             "iris",
             lambda o: (
                 status_of(o).get("observedGeneration") == 2
-                and "exited with code 4" in condition(o, "Ready").get("message", "")
+                and condition(o, "Updating").get("reason") == "CrashLoopBackOff"
             ),
             timeout=TIMEOUT,
         )
+        # The previous pod serves: Ready stays True; Updating says how the update goes.
         assert condition(rolling, "Ready")["status"] == "True"
+        assert condition(rolling, "Updating")["status"] == "True"
+        assert "exited with code 4" in condition(rolling, "Updating")["message"]
         assert status_of(rolling)["phase"] == "Running"
         assert status_of(rolling)["endpoints"] == [ENDPOINT]
+        assert status_of(rolling)["runner"]["revision"] == status_of(first)["runner"]["revision"]
 
         await sim.rollout_done(NS, "iris")
         done = await cluster.wait_for(
             NS,
             "iris",
-            lambda o: (
-                status_of(o).get("runner", {}).get("revision")
-                != status_of(first)["runner"]["revision"]
-                and condition(o, "Ready").get("message") in ("", "workload is ready")
-            ),
+            lambda o: condition(o, "Updating").get("status") == "False",
             timeout=TIMEOUT,
         )
+        assert condition(done, "Updating")["reason"] == "UpToDate"
         assert condition(done, "Ready")["status"] == "True"
+        assert status_of(done)["runner"]["revision"] != status_of(first)["runner"]["revision"]
         assert len(await objects(cluster, "Deployment")) == 1
 
 

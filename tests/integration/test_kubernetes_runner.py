@@ -222,7 +222,10 @@ async def test_a_spec_change_rolls_out_a_new_revision_while_the_old_pod_serves(e
     changed = workload(container={"image": "registry.example.com/iris:1.1"})
     applied = await env.call(env.runner.apply, changed)
     assert applied.action == base.Action.REPLACED
-    assert applied.revision != first.revision
+    # The status describes the serving pod (its revision); the new one is the rollout's.
+    assert applied.revision == first.revision
+    assert applied.rollout is not None and applied.rollout.revision != first.revision
+    assert applied.rollout.waiting is None
     deployment = await env.sim.deployment(NS, "iris")
     assert deployment["metadata"]["generation"] == 2
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("iris:1.1")
@@ -237,9 +240,12 @@ async def test_a_spec_change_rolls_out_a_new_revision_while_the_old_pod_serves(e
     assert rolling.ready is True and rolling.state == base.State.RUNNING
     assert "rolling out" in rolling.message and "previous pod keeps serving" in rolling.message
 
+    assert rolling.rollout is not None and rolling.rollout.message == rolling.message
+
     await env.sim.rollout_done(NS, "iris")
     done = await env.call(env.runner.observe, changed)
-    assert done.ready is True
+    assert done.ready is True and done.rollout is None
+    assert done.revision == applied.rollout.revision
     assert len(await env.sim.pods(NS, "iris")) == 1
 
 
@@ -254,6 +260,10 @@ async def test_a_new_revision_that_crash_loops_leaves_the_old_pod_serving_and_re
     seen = await env.call(env.runner.observe, broken)
     assert seen.ready is True and seen.state == base.State.RUNNING
     assert seen.problem is None  # the update's trouble, not the serving model's
+    assert seen.rollout is not None and seen.rollout.waiting is not None
+    assert seen.rollout.waiting.reason == Reason.CRASH_LOOP
+    assert seen.rollout.termination is None  # the kubelet retries: nothing for the core to count
+    assert seen.restart_count == 0  # the serving pod's, not the crashing one's
     assert "exited with code 2" in seen.message
     assert seen.endpoints == ["http://iris.models.svc:8080"]
     # Without the previous pod (it was never there: a first rollout) the same is a failure.

@@ -215,6 +215,20 @@ def read_status(
     else:
         state = base.State.STARTING
         message = _rollout_message(deployment, counts, old_serving=False)
+    if serving and not complete:
+        # An update: the previous revision serves, the new one comes up behind it. The
+        # status describes the serving pod; the new revision and its trouble go in
+        # ``rollout`` (the kubelet retries by itself: its trouble is a wait, not a failure
+        # for the core to count).
+        return _updating(
+            made,
+            deployment,
+            pods,
+            current=current,
+            problem=problem,
+            progress=message,
+            common=common,
+        )
     if problem is not None and not complete:
         message = problem.message if not message else f"{message}; {problem.message}"
     return base.RunnerStatus(
@@ -224,12 +238,72 @@ def read_status(
         termination=termination,
         restart_count=restarts,
         ready=serving,
-        # The new revision's trouble while the previous one serves is the update's, not the
-        # model's (it is in the message).
-        problem=None if serving else problem,
+        problem=problem,
         message=message,
         **common,
     )
+
+
+# How soon the core looks again at an update in progress; the pod watch wakes it sooner.
+ROLLOUT_RECHECK = 5.0
+
+
+def _updating(
+    made: plan.KubernetesPlan,
+    deployment: Obj,
+    pods: Sequence[Obj],
+    *,
+    current: Sequence[Obj],
+    problem: base.Problem | None,
+    progress: str,
+    common: dict[str, Any],
+) -> base.RunnerStatus:
+    revision = _revision(deployment)
+    serving = [
+        pod
+        for pod in pods
+        if not (pod.get("metadata") or {}).get("deletionTimestamp")
+        and _revision_of(pod) != revision
+        and _model_container(pod).get("ready")
+    ]
+    old = serving[0] if serving else None
+    old_container = _model_container(old) if old is not None else {}
+    new = current[-1] if current else None
+    new_container = _model_container(new) if new is not None else {}
+    new_meta = (new.get("metadata") or {}) if new is not None else {}
+    return base.RunnerStatus(
+        **{
+            **common,
+            # The serving pod's revision while it serves (the new one once it does).
+            "revision": _revision_of(old) if old is not None else common["revision"],
+        },
+        state=base.State.RUNNING,
+        endpoints=list(made.endpoints),
+        started_at=((old_container.get("state") or {}).get("running") or {}).get("startedAt"),
+        restart_count=int(old_container.get("restartCount") or 0),
+        ready=True,
+        rollout=base.Rollout(
+            revision=revision,
+            workload_name=new_meta.get("name"),
+            workload_id=new_meta.get("uid"),
+            started_at=((new_container.get("state") or {}).get("running") or {}).get("startedAt"),
+            waiting=problem,
+            message=progress,
+            recheck_after=ROLLOUT_RECHECK,
+        ),
+        message=progress if problem is None else f"{progress}; {problem.message}",
+    )
+
+
+def _revision(deployment: Obj) -> str | None:
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    value = (template.get("annotations") or {}).get(plan.ANNOTATION_SPEC_HASH)
+    return str(value) if value else None
+
+
+def _revision_of(pod: Obj) -> str | None:
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(plan.ANNOTATION_SPEC_HASH)
+    return str(value) if value else None
 
 
 def _rollout_message(deployment: Obj, counts: Mapping[str, int], *, old_serving: bool) -> str:
