@@ -2,7 +2,7 @@
 # The README's main job: set up what is missing (.venv, a Docker engine, the demo image),
 # then run the example manifests with `mlplatform local` until Ctrl-C. Extra arguments go to
 # `mlplatform local` (e.g. --once). The models keep running after Ctrl-C; remove them with
-#   .venv/bin/mlplatform local --down manifests/examples/local
+#   ./scripts/demo.sh --down   (the same settings as the run: the Docker runner enabled, ...)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,7 +26,7 @@ demo: model keeps running). Once iris is Running and Ready, from another termina
 
   curl -s -X POST http://127.0.0.1:$port/predict -d '{"features": [5.1, 3.5, 1.4, 0.2]}'
 
-demo: remove it with: .venv/bin/mlplatform local --down manifests/examples/local
+demo: remove it with: ./scripts/demo.sh --down
 
 MSG
 exec .venv/bin/mlplatform local manifests/examples/local "$@"
