@@ -8,53 +8,22 @@ gives one, and only the neutral fields of ``RunnerStatus``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import pytest
-
-from mlplatform.core.backoff import BackoffPolicy
 from mlplatform.core.reconcile import PROBLEM_RETRY, STARTING_RETRY, Outcome, Reconciler
 from mlplatform.models.spec import MLModelSpec
 from mlplatform.models.status import ConditionType, MLModelStatus, Phase, Reason
 from mlplatform.runners.base import Owner, Problem, Workload
 from tests.support.memory_runner import MemoryRunner
+from tests.unit.conftest import Clock
 
 PROBE = {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 5}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def workload(**spec: Any) -> Workload:
     container = {"image": "iris:1", "ports": [8080], **spec.pop("container", {})}
     model = MLModelSpec.model_validate({"id": "iris:1.0", "container": container, **spec})
     return Workload(owner=Owner("models", "iris", "u1"), spec=model)
-
-
-@pytest.fixture
-def runner() -> MemoryRunner:
-    return MemoryRunner()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(runner: MemoryRunner, clock: Clock) -> Reconciler:
-    return Reconciler(
-        lambda _: runner,
-        backoff=BackoffPolicy(base=1, cap=8, stable_after=10),
-        clock=clock,
-        min_ready=1.0,
-    )
 
 
 def step(reconciler: Reconciler, w: Workload, previous: Outcome | None) -> Outcome:

@@ -9,25 +9,16 @@ with the in-memory runner and a fake clock.
 from __future__ import annotations
 
 import datetime
-import time
 from typing import Any
 
 import pytest
 
-from mlplatform.core.backoff import BackoffPolicy
 from mlplatform.core.reconcile import Outcome, Reconciler
 from mlplatform.models.spec import MLModelSpec
 from mlplatform.models.status import ConditionType, MLModelStatus, Phase, Reason
 from mlplatform.runners.base import Owner, Problem, Rollout, Termination, Workload
 from tests.support.memory_runner import MemoryRunner
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.conftest import Clock
 
 
 def workload(**container: Any) -> Workload:
@@ -35,26 +26,6 @@ def workload(**container: Any) -> Workload:
         {"id": "iris:1.0", "container": {"image": "iris:1", "ports": [8080], **container}}
     )
     return Workload(owner=Owner("models", "iris", "u1"), spec=spec)
-
-
-@pytest.fixture
-def runner() -> MemoryRunner:
-    return MemoryRunner()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(runner: MemoryRunner, clock: Clock) -> Reconciler:
-    return Reconciler(
-        lambda _: runner,
-        backoff=BackoffPolicy(base=1, cap=8, stable_after=10),
-        clock=clock,
-        min_ready=1.0,
-    )
 
 
 def serving(reconciler: Reconciler, clock: Clock) -> Outcome:
