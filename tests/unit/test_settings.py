@@ -304,3 +304,10 @@ def test_a_bad_variable_is_one_line_exit_2_and_nothing_is_done(
     )
     # Refused before the writer lock, the engine or the cluster was touched.
     assert not storage.exists()
+
+
+def test_the_readme_lists_every_setting() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Configuration") :]
+    for field in Settings.model_fields.values():
+        assert f"`{field.alias}`" in table, field.alias
