@@ -64,8 +64,9 @@ class Declared:
             return self.env_parse(text)
         if self.kind == "switch":
             return argtypes.boolean(text)
-        if self.kind == "repeated":
-            return tuple(dict.fromkeys(self.parse(item.strip()) for item in text.split(",")))
+        if self.kind == "repeated":  # empty items are skipped: an empty variable is no value
+            items = (item.strip() for item in text.split(","))
+            return tuple(dict.fromkeys(self.parse(item) for item in items if item))
         value = self.parse(text)
         if self.choices is not None and value not in self.choices:
             raise argparse.ArgumentTypeError(f"must be one of {', '.join(self.choices)}")

@@ -94,6 +94,8 @@ def test_namespaces_come_from_the_flags_else_the_variable_and_all_namespaces_win
     assert _operator(env=env).namespaces == ["a", "b"]
     assert _operator("-n", "c", env=env).namespaces == ["c"]
     assert _operator("-A", env=env).namespaces == []
+    # As operator-sdk's WATCH_NAMESPACE: an empty variable means every namespace.
+    assert _operator(env={"MLPLATFORM_NAMESPACES": ""}).namespaces == []
 
 
 def test_a_switch_is_set_by_its_flag_or_a_true_variable() -> None:

@@ -80,9 +80,11 @@ def run(config: OperatorConfig) -> int:
             log.error("%s", error)
             return 2
     log.info(
-        "Starting the operator (controller %s, %s)",
+        "Starting the operator (controller %s, %s, %d workers, resync every %gs)",
         settings.controller,
         ", ".join(namespaces) if namespaces else "all namespaces",
+        config.workers,
+        config.resync_interval,
     )
     asyncio.run(
         kopf.operator(

@@ -53,7 +53,7 @@ class OperatorConfig:
         metavar="NAMESPACE",
         group="scope",
         help="watch this namespace (repeatable; the variable: comma-separated; "
-        "default: every namespace)",
+        "default, or the variable empty: every namespace)",
     )
     all_namespaces: bool = flags.switch(
         "--all-namespaces",
