@@ -4,7 +4,8 @@ A command's options are the fields of one frozen dataclass (``kube.options.Opera
 ``local.options.LocalConfig``); each field's metadata says how it is given on the command line
 and, for a setting an administrator fixes once per deployment, which environment variable
 sets it too. From those declarations come the argparse arguments (``add_arguments``, with the
-default and the variable in each option's help) and, after parsing, the values (``resolve``):
+default and the variable in each option's help) and, after parsing, the values (``resolve``,
+merged with the settings into the frozen object by ``load``):
 
     a flag on the command line  >  its environment variable  >  the declared default
 
@@ -55,7 +56,6 @@ class Declared:
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     group: str | None = None  # options of one group exclude each other
-    shown_default: str | None = None  # how --help says the default, when not str(default)
     also: tuple[ConstFlag, ...] = ()
 
     def read_env(self, text: str) -> Any:
@@ -83,7 +83,6 @@ def option(
     metavar: str | None = None,
     choices: Sequence[str] | None = None,
     group: str | None = None,
-    shown_default: str | None = None,
     also: Sequence[ConstFlag] = (),
 ) -> T:
     """An option with one value (``--workers 8``)."""
@@ -97,7 +96,6 @@ def option(
         metavar=metavar,
         choices=tuple(choices) if choices is not None else None,
         group=group,
-        shown_default=shown_default,
         also=tuple(also),
     )
     field: T = dataclasses.field(default=default, metadata={_KEY: declared})
@@ -256,7 +254,7 @@ def load(
 def _help(item: Declared, default: Any) -> str:
     """The option's help with its default and its variable, as ``--help`` prints them."""
     text = _escape(item.help)
-    shown = item.shown_default if item.shown_default is not None else _shown(default)
+    shown = _shown(default)
     if shown is not None and item.kind not in ("switch", "positional"):
         text += f" (default: {_escape(shown)})"
     if item.env is not None:
