@@ -210,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run the operator against a Kubernetes cluster",
         description=_wrapped("Run the operator against the cluster of the usual kubeconfig."),
         formatter_class=_HelpFormatter,
-        epilog=f"{config.environment_help()}\n  {_OPERATOR_ENV}\n\n{EXIT_CODES}",
+        epilog=f"{kube_options.environment_help()}\n  {_OPERATOR_ENV}\n\n{EXIT_CODES}",
     )
     kube_options.add_arguments(operator)
 
@@ -222,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
             "(--once), watch (default) or remove (--down)."
         ),
         formatter_class=_HelpFormatter,
-        epilog=f"{config.environment_help()}\n\n{EXIT_CODES}",
+        epilog=f"{local_options.environment_help()}\n\n{EXIT_CODES}",
     )
     local_options.add_arguments(local)
 
@@ -267,6 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         print(f"mlplatform {args.command}: terminated", file=sys.stderr)
         return 143
+    except config.InvalidSettings as error:
+        print(
+            f"mlplatform {args.command}: {error} (see mlplatform {args.command} --help)",
+            file=sys.stderr,
+        )
+        return 2
     except errors.ConfigurationError as error:
         print(f"mlplatform {args.command}: {error}", file=sys.stderr)
         return 2
@@ -297,10 +303,13 @@ def _run(args: argparse.Namespace) -> int:
 
         sys.stdout.write(crd.render())
         return 0
+    # The settings and the options, merged and checked before anything is done.
     if args.command == "operator":
+        operator_config = kube_options.load(args)
         from mlplatform.kube import main as kube_main
 
-        return int(kube_main.run(args))
+        return int(kube_main.run(operator_config))
+    local_config = local_options.load(args)
     from mlplatform.local import main as local_main
 
-    return int(local_main.run(args))
+    return int(local_main.run(local_config))

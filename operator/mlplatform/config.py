@@ -5,6 +5,11 @@ The names are the original service's (``RUNNERS_DOCKER_ENABLED``, ``DATA_DIR``, 
 description live here once; ``mlplatform COMMAND --help`` prints them
 (``environment_help``). Relative directories are resolved against the working directory at
 load time, as the original service did.
+
+These are the settings every command shares (runners, folders, controller label, log
+format). A command's own options (``--metrics-port``, ``--workers``, ...) are declared with
+their flags in ``kube/options.py`` and ``local/options.py``; the two meet in one frozen
+per-process object (``OperatorConfig``, ``LocalConfig``). See docs/design.md, "Settings".
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from mlplatform.errors import ConfigurationError
 from mlplatform.models import rules
+
+
+class InvalidSettings(ConfigurationError):
+    """Settings that cannot work: one ``VARIABLE: rule`` per problem, all in one line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"invalid settings: {'; '.join(problems)}")
+        self.problems = problems
 
 
 class Settings(BaseSettings):
@@ -144,8 +157,7 @@ class Settings(BaseSettings):
         alias="MLPLATFORM_CONTROLLER",
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
-        description="controller label of the containers this process owns "
-        "(operator; local mode: local)",
+        description="controller label of the containers this process owns and may remove",
     )
     log_format: Literal["text", "json"] = Field(
         default="text",
@@ -216,11 +228,12 @@ class Settings(BaseSettings):
         try:
             return cls(_env_file=env_file, **values)  # type: ignore[arg-type]
         except ValidationError as error:
-            details = "; ".join(
-                f"{_alias(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-                for e in error.errors()
-            )
-            raise ConfigurationError(f"invalid settings: {details}") from error
+            raise InvalidSettings(
+                [
+                    f"{_alias(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in error.errors()
+                ]
+            ) from error
 
 
 _NAMES = {str(field.alias).upper() for field in Settings.model_fields.values() if field.alias}
@@ -234,20 +247,36 @@ def _alias(loc: tuple[int | str, ...]) -> str:
     return str(field_info.alias) if field_info is not None and field_info.alias else name
 
 
-def environment_help(names: tuple[str, ...] | None = None) -> str:
-    """The environment variables (all, or ``names``) with their defaults, for ``--help``."""
-    lines = ["environment variables:"]
+def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables a process reads: ``environ`` (default: the process environment), over
+    the ``.env`` file of the working folder when ``ENVIRONMENT=development``."""
+    env = dict(os.environ if environ is None else environ)
+    if env.get("ENVIRONMENT", "production") != "development" or not Path(".env").is_file():
+        return env
+    from dotenv import dotenv_values
+
+    from_file = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    return {**from_file, **env}
+
+
+def environment_help(
+    *, omit: tuple[str, ...] = (), defaults: Mapping[str, str] | None = None
+) -> str:
+    """The settings' environment variables with their defaults, for ``--help``.
+
+    ``omit``: prefixes of variables the command does not read; ``defaults``: the command's
+    own default where it differs (local mode's controller label).
+    """
+    lines = ["environment variables (and each option's [env ...]; a flag wins over its variable):"]
     for field_info in Settings.model_fields.values():
         alias = str(field_info.alias)
-        if names is not None and alias not in names:
+        if alias.startswith(omit):
             continue
         default = field_info.default
         shown = (
-            "unset"
-            if default is None
-            else str(default).lower()
-            if isinstance(default, bool)
-            else str(default)
+            (defaults or {}).get(alias)
+            or ("unset" if default is None else None)
+            or (str(default).lower() if isinstance(default, bool) else str(default))
         )
         lines.append(f"  {alias:<32} {field_info.description} (default: {shown})")
     return "\n".join(lines)

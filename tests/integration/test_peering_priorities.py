@@ -9,7 +9,6 @@ the model and the second, paused, does not (docs/operator.md, "Single active rep
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ PEERING = "mlplatform"
 
 
 def _priority(started_at: float, pid: int) -> int:
-    return options.priority(argparse.Namespace(priority="auto"), now=started_at, pid=pid)
+    return options.priority("auto", now=started_at, pid=pid)
 
 
 @contextlib.asynccontextmanager

@@ -189,7 +189,7 @@ def test_the_namespace_options_decide_what_the_operator_watches(
     args: list[str], namespaces: list[str]
 ) -> None:
     parsed = cli._parser().parse_args(["operator", *args])
-    assert kube_options.namespaces(parsed) == namespaces
+    assert kube_options.load(parsed, environ={}).namespaces == namespaces
 
 
 def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:

@@ -120,10 +120,10 @@ def test_peering_replicas_get_distinct_priorities_and_the_docs_say_so() -> None:
     assert "--standalone" not in args
     # No fixed priority: every replica computes its own ("auto").
     assert not any(arg.startswith("--priority") for arg in args)
-    parsed = _parser().parse_args(args)
-    first = options.priority(parsed, now=1_800_000_000.0, pid=7)
-    second = options.priority(parsed, now=1_800_000_020.0, pid=7)
-    same_second = options.priority(parsed, now=1_800_000_000.0, pid=8)
+    config = options.load(_parser().parse_args(args), environ={})
+    first = config.peering_priority(now=1_800_000_000.0, pid=7)
+    second = config.peering_priority(now=1_800_000_020.0, pid=7)
+    same_second = config.peering_priority(now=1_800_000_000.0, pid=8)
     assert first > second > 0  # the earlier start leads; the later one waits
     assert same_second != first
     docs = (ROOT / "docs" / "operator.md").read_text()

@@ -17,10 +17,8 @@ of the API server (like the kubelet's static pods). Exit codes:
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import logging
-import os
 import signal
 import sys
 import threading
@@ -29,47 +27,25 @@ from pathlib import Path
 from types import FrameType
 
 from mlplatform import errors, logs
-from mlplatform.config import Settings
 from mlplatform.core.controller import REMOVAL_WORKERS
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.local import desired, ownership, preflight, writer_lock
 from mlplatform.local.loop import LocalController
+from mlplatform.local.options import LocalConfig
 from mlplatform.local.report import Reporter, read_status_file
 from mlplatform.runners import selection
 from mlplatform.runners.base import OwnedWorkload, Runner
 
 log = logging.getLogger(__name__)
 
-LOCAL_CONTROLLER = "local"
 
-
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    """The settings, with controller ``local`` unless MLPLATFORM_CONTROLLER names another.
-
-    Containers are labelled with the controller, so local mode and an operator sharing an
-    engine never garbage-collect each other's models.
-    """
-    env = dict(os.environ if environ is None else environ)
-    overrides: dict[str, object] = {}
-    if "MLPLATFORM_CONTROLLER" not in {key.upper() for key in env}:
-        overrides["controller"] = LOCAL_CONTROLLER
-    return Settings.load(env, **overrides)
-
-
-def _configure_logging(settings: Settings) -> None:
+def run(config: LocalConfig) -> int:
+    """``config``: the settings and options, merged and checked by ``local.options.load``."""
+    settings = config.settings
     logs.configure(settings.log_format)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings()
-    except errors.ConfigurationError as error:
-        print(f"mlplatform local: {error}", file=sys.stderr)
-        return 2
-    _configure_logging(settings)
-    paths: list[Path] = list(args.paths)
+    paths: list[Path] = list(config.paths)
     # Ownership: every check of the arguments comes before the first engine request.
-    refusal = check_paths(paths, allow_empty=args.prune_empty or args.down)
+    refusal = check_paths(paths, allow_empty=config.prune_empty or config.down)
     if refusal:
         print(f"mlplatform local: {refusal}", file=sys.stderr)
         return 2
@@ -85,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlplatform local: cannot take the writer lock: {error}", file=sys.stderr)
         return 2
     try:
-        return _run(args, settings, paths, roots)
+        return _run(config, paths, roots)
     finally:
         lock.release()
 
@@ -116,30 +92,29 @@ def check_paths(paths: list[Path], *, allow_empty: bool) -> str:
     return ""
 
 
-def _run(
-    args: argparse.Namespace, settings: Settings, paths: list[Path], roots: ownership.Roots
-) -> int:
+def _run(config: LocalConfig, paths: list[Path], roots: ownership.Roots) -> int:
+    settings = config.settings
     runners = selection.Runners(settings)
     reconciler = Reconciler(runners)
     if not settings.runners_docker_enabled:
         log.warning("RUNNERS_DOCKER_ENABLED is not true: models with runner docker will not start")
-    if args.down:
+    if config.down:
         return down(paths, reconciler, roots, runners("docker"))
 
     reporter = Reporter(
         lambda: (controller.rows(), controller.problems, controller.notes),
-        output=args.output,
-        status_file=args.status_file,
-        live=not args.once,
+        output=config.output,
+        status_file=config.status_file,
+        live=not config.once,
     )
     controller = LocalController(
         paths=paths,
         reconciler=reconciler,
         runner=runners("docker"),
         on_change=reporter.changed,
-        previous=read_status_file(args.status_file),
-        workers=args.workers,
-        resync=args.resync,
+        previous=read_status_file(config.status_file),
+        workers=config.workers,
+        resync=config.resync,
         roots=roots,
     )
     state = controller.load()
@@ -152,7 +127,7 @@ def _run(
         log.error("%s", line)
     if refusals:
         return 2
-    if args.once and settings.runners_docker_enabled:
+    if config.once and settings.runners_docker_enabled:
         problem = preflight.engine_problem(runners("docker"))
         if problem is not None:
             log.error(
@@ -173,8 +148,8 @@ def _run(
         " ".join(map(str, paths)),
         settings.controller,
     )
-    if args.once:
-        return once(controller, reporter, timeout=args.timeout)
+    if config.once:
+        return once(controller, reporter, timeout=config.timeout)
     return watch(controller, reporter)
 
 

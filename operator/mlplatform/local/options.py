@@ -1,71 +1,107 @@
-"""Command-line options of ``mlplatform local``."""
+"""What ``mlplatform local`` runs with: its options, declared once, and the settings.
+
+The tunables it shares with the operator have the operator's variables
+(``MLPLATFORM_WORKERS``, ``MLPLATFORM_RESYNC_INTERVAL``); what one invocation does (its
+paths, ``--once``/``--down``, ``--prune-empty``, ``--timeout``, the output) is said on the
+command line only (docs/design.md, "Settings").
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from mlplatform import argtypes
+from mlplatform import argtypes, config, flags
+from mlplatform.config import Settings
+
+# Local mode's controller label unless MLPLATFORM_CONTROLLER names another: containers are
+# labelled with it, so local mode and an operator sharing an engine never garbage-collect
+# each other's models.
+LOCAL_CONTROLLER = "local"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="+",
-        type=Path,
-        metavar="PATH",
+@dataclass(frozen=True)
+class LocalConfig:
+    """Everything one ``mlplatform local`` process runs with, read once and frozen."""
+
+    settings: Settings
+    paths: tuple[Path, ...] = flags.positional(
+        "PATH",
+        parse=Path,
         help="manifest file or folder (folders are read recursively, hidden ones skipped)",
     )
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="converge, print the status table, exit")
-    mode.add_argument(
-        "--down", action="store_true", help="remove every container of the given manifests"
+    once: bool = flags.switch("--once", group="mode", help="converge, print the status table, exit")
+    down: bool = flags.switch(
+        "--down", group="mode", help="remove every container of the given manifests"
     )
-    parser.add_argument(
+    prune_empty: bool = flags.switch(
         "--prune-empty",
-        action="store_true",
         help="allow a folder with no models: remove every model this run made from it",
     )
-    parser.add_argument(
+    timeout: float = flags.option(
+        120.0,
         "--timeout",
-        type=argtypes.positive_seconds,
-        default=120.0,
+        parse=argtypes.positive_seconds,
         metavar="SECONDS",
         help="how long --once waits for every model to converge",
     )
-    parser.add_argument(
+    output: str = flags.option(
+        "table",
         "--output",
         "-o",
-        choices=["table", "wide", "json"],
-        default="table",
+        choices=("table", "wide", "json"),
         help="status on stdout: a table, a wide table (whole messages), or JSON",
+        also=(flags.ConstFlag("--wide", "wide", "same as --output wide"),),
     )
-    parser.add_argument(
-        "--wide",
-        action="store_const",
-        const="wide",
-        dest="output",
-        help="same as --output wide",
-    )
-    parser.add_argument(
+    status_file: Path | None = flags.option(
+        None,
         "--status-file",
-        type=argtypes.file_in_existing_folder,
-        default=None,
+        parse=argtypes.file_in_existing_folder,
         metavar="FILE",
         help="also keep the status as JSON in this file (read back at start-up; "
         "its folder must exist)",
     )
-    parser.add_argument(
+    workers: int = flags.option(
+        8,
         "--workers",
-        type=argtypes.positive_int,
-        default=8,
+        parse=argtypes.positive_int,
+        env="MLPLATFORM_WORKERS",
         metavar="N",
         help="models reconciled at the same time",
     )
-    parser.add_argument(
+    resync: float = flags.option(
+        30.0,
         "--resync",
-        type=argtypes.positive_seconds,
-        default=30.0,
+        parse=argtypes.positive_seconds,
+        env="MLPLATFORM_RESYNC_INTERVAL",
         metavar="SECONDS",
         help="time between full resyncs and garbage collection",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mlplatform local``."""
+    flags.add_arguments(parser, LocalConfig)
+
+
+def environment_help() -> str:
+    """The variables ``mlplatform local --help`` lists: not the Kubernetes runner's (local
+    mode runs runner docker only), and local mode's own controller label."""
+    return config.environment_help(
+        omit=("RUNNERS_KUBERNETES_",), defaults={"MLPLATFORM_CONTROLLER": LOCAL_CONTROLLER}
+    )
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """The settings, with controller ``local`` unless MLPLATFORM_CONTROLLER names another."""
+    overrides: dict[str, object] = {}
+    if "MLPLATFORM_CONTROLLER" not in {key.upper() for key in environ}:
+        overrides["controller"] = LOCAL_CONTROLLER
+    return Settings.load(environ, **overrides)
+
+
+def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> LocalConfig:
+    """The settings and the options, merged once (``environ``: None for the process's)."""
+    return flags.load(LocalConfig, args, environ, settings=load_settings)
