@@ -28,6 +28,7 @@ from mlplatform.kube import handlers
 from mlplatform.kube import options as kube_options
 from mlplatform.kube.api import KubeApi, PeeringUnavailable, ensure_peering
 from mlplatform.kube.operator import Operator
+from mlplatform.kube.store import plain_namespaces
 from mlplatform.runners import selection
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,12 @@ def run(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, log_format=_LOG_FORMATS[log_format])
 
     api = KubeApi.from_environment()
-    # One API client for the status writes and the Kubernetes runner.
-    runners = selection.Runners(settings, api_client=api.client)
+    namespaces = kube_options.namespaces(args)
+    # One API client for the status writes and the Kubernetes runner, which lists and
+    # watches in the operator's namespaces only (with patterns: everywhere, then filtered).
+    runners = selection.Runners(
+        settings, api_client=api.client, namespaces=plain_namespaces(namespaces)
+    )
     try:
         enabled = runners.enabled() or [runners("docker")]
     except errors.ConfigurationError as error:
@@ -63,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
-    namespaces = kube_options.namespaces(args)
     operator = Operator(
         reconciler=Reconciler(runners, metrics=metrics),
         api=api,
