@@ -68,13 +68,15 @@ def boolean(text: str) -> bool:
 
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_NAMESPACE_GLOB = re.compile(r"[-a-z0-9*?\[\]]*[*?\[][-a-z0-9*?\[\]]*")
 
 
 def namespace(text: str) -> str:
-    """A Kubernetes namespace name (``--namespace``): a DNS-1123 label."""
-    if len(text) > 63 or not _DNS_LABEL.fullmatch(text):
+    """A Kubernetes namespace name (``--namespace``): a DNS-1123 label, or a glob pattern of
+    one as kopf takes them (``team-*``)."""
+    if len(text) > 63 or not (_DNS_LABEL.fullmatch(text) or _NAMESPACE_GLOB.fullmatch(text)):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a namespace name (at most 63 lower-case letters, digits and "
-            "'-', starting and ending with a letter or digit)"
+            "'-', starting and ending with a letter or digit) or a pattern of one (team-*)"
         )
     return text

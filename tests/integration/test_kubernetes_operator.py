@@ -196,20 +196,77 @@ async def test_suspend_scales_to_zero_and_keeps_service_and_claim_resume_scales_
         await cluster.wait_for_phase(NS, "iris", "Running", timeout=TIMEOUT)
 
 
-async def test_delete_releases_the_model_and_removes_deployment_and_service() -> None:
+async def test_delete_needs_no_finalizer_and_removes_deployment_and_service() -> None:
     async with workload_cluster() as cluster, kubernetes_operator_running(cluster, SETTINGS):
         sim = ClusterSimulator(cluster)
         await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
         await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
         await sim.rollout_done(NS, "iris")
-        await ready(cluster)
+        model = await ready(cluster)
+        # Its objects are the garbage collector's to remove: nothing holds the MLModel.
+        assert not model["metadata"].get("finalizers")
+        assert not any(
+            k.startswith("mlplatform.dev/") for k in model["metadata"].get("annotations") or {}
+        )
 
         await cluster.delete(NS, "iris")
-        await cluster.wait_gone(NS, "iris", timeout=TIMEOUT)
-        assert await cluster.get_object("Deployment", NS, "iris") is None
-        assert await cluster.get_object("Service", NS, "iris") is None
+        assert await cluster.get(NS, "iris") is None
+        # The operator deletes them as well (an emulator has no garbage collector).
+        await eventually(
+            lambda: cluster.get_object("Deployment", NS, "iris"), lambda d: d is None, "gone"
+        )
+        await eventually(
+            lambda: cluster.get_object("Service", NS, "iris"), lambda s: s is None, "gone"
+        )
         # Storage is kept unless RUNNERS_KUBERNETES_DELETE_CLAIM says otherwise.
         assert await cluster.get_object("PersistentVolumeClaim", NS, "iris-storage") is not None
+
+
+async def test_a_model_deleted_while_no_operator_runs_goes_at_once_and_its_objects_later() -> None:
+    async with workload_cluster() as cluster:
+        async with kubernetes_operator_running(cluster, SETTINGS):
+            await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
+            await eventually(lambda: cluster.get_object("Service", NS, "iris"), bool, "the Service")
+        await cluster.delete(NS, "iris")
+        assert await cluster.get(NS, "iris") is None  # no operator needed to delete it
+        assert await cluster.get_object("Deployment", NS, "iris") is not None
+        async with kubernetes_operator_running(cluster, SETTINGS):
+            # The next operator's first resync finds the owner gone: what a cluster's garbage
+            # collector would have done already.
+            await eventually(
+                lambda: cluster.get_object("Deployment", NS, "iris"), lambda d: d is None, "gone"
+            )
+            await eventually(
+                lambda: cluster.get_object("Service", NS, "iris"), lambda s: s is None, "gone"
+            )
+
+
+async def test_an_operator_given_namespaces_lists_and_watches_only_in_them() -> None:
+    async with (
+        workload_cluster() as cluster,
+        kubernetes_operator_running(cluster, SETTINGS, namespaces=(NS,)) as op,
+    ):
+        sim = ClusterSimulator(cluster)
+        await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
+        await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
+        await sim.rollout_done(NS, "iris")
+        await ready(cluster)
+        resync = await asyncio.to_thread(op.controller.resync)
+        assert resync is not None and resync.stale == frozenset()
+        workload_paths = {
+            request.url.path
+            for request in cluster.emulator
+            if any(
+                part in request.url.path
+                for part in ("/deployments", "/services", "/pods", "/persistentvolumeclaims")
+            )
+        }
+        assert workload_paths, "the runner made no request at all"
+        # Under a Role in each namespace, a cluster-wide list or watch would be refused.
+        assert all(
+            path.startswith(("/apis/apps/v1/namespaces/models/", "/api/v1/namespaces/models/"))
+            for path in workload_paths
+        ), sorted(workload_paths)
 
 
 async def test_a_restarted_operator_adopts_what_it_finds_without_duplicates() -> None:

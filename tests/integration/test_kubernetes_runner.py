@@ -7,6 +7,7 @@ event loop: every runner call goes through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -117,31 +118,102 @@ class CountingClient(kubernetes.client.ApiClient):
         return super().call_api(method, url, *args, **kwargs)
 
 
-async def test_observe_then_apply_of_a_new_model_reads_each_object_once(env: Env) -> None:
+@contextlib.asynccontextmanager
+async def watching(runner: KubernetesRunner) -> AsyncIterator[list[base.RunnerEvent]]:
+    """The runner's event stream open and read in a thread (as the drift watcher does)."""
+    stream = await asyncio.to_thread(runner.events)
+    seen: list[base.RunnerEvent] = []
+    ended = threading.Event()
+
+    def consume() -> None:
+        try:
+            seen.extend(stream)
+        finally:
+            ended.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        await asyncio.to_thread(stream.close)
+        await until(ended.is_set, timeout=10, what="the stream to end on close()")
+        thread.join(5)
+
+
+async def test_with_its_watches_running_the_runner_reads_from_their_cache(env: Env) -> None:
     configuration = kubernetes.client.Configuration()
     configuration.host = env.cluster.url
     client = CountingClient(configuration)
     runner = KubernetesRunner(SETTINGS, client)
     plain = workload(container={"volumes": []})
 
-    def step() -> tuple[base.RunnerStatus, base.RunnerStatus]:  # one worker thread, as the core
+    def step() -> tuple[base.RunnerStatus, base.RunnerStatus]:
         return runner.observe(plain), runner.apply(plain)
 
-    seen, applied = await asyncio.to_thread(step)
-    assert seen.state == base.State.MISSING
-    assert applied.action == base.Action.CREATED
-    assert client.calls == [
-        "GET deployments/iris",
-        "GET services/iris",
-        "POST deployments",
-        "POST services",
-    ]
-    # Later, or in another step, apply reads for itself: nothing it wrote is stale.
+    async with watching(runner) as seen:
+        client.calls.clear()  # the watches' listings
+        observed, applied = await asyncio.to_thread(step)
+        assert observed.state == base.State.MISSING
+        assert applied.action == base.Action.CREATED
+        assert [c for c in client.calls if "watch" not in c] == [
+            "POST deployments",
+            "POST services",
+        ]
+        # In sync: no request at all, however soon after the write.
+        client.calls.clear()
+        again = await env.call(runner.apply, plain)
+        assert again.action == base.Action.NONE
+        assert [c for c in client.calls if "watch" not in c] == []
+        # A change the cluster makes reaches the cache through the watch.
+        await env.sim.rollout_done(NS, "iris")
+        await until(
+            lambda: (
+                any(e.action == "deployment-modified" for e in seen)
+                and any(e.action == "pod-added" for e in seen)
+            ),
+            what="the Deployment's and the pod's events",
+        )
+        client.calls.clear()
+        ready = await env.call(runner.observe, plain)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not ready.ready and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)  # the simulator's later writes are on their way
+            ready = await env.call(runner.observe, plain)
+        assert ready.ready is True and ready.state == base.State.RUNNING
+        assert [c for c in client.calls if "watch" not in c] == []
+        # A deleted Deployment is missing from the cache once its event came: created again.
+        await env.cluster.delete_object("Deployment", NS, "iris")
+        await until(
+            lambda: any(e.action == "deployment-deleted" for e in seen), what="the deletion"
+        )
+        restored = await env.call(runner.apply, plain)
+        assert restored.action == base.Action.CREATED
+        assert await env.cluster.get_object("Deployment", NS, "iris") is not None
+    # The watches ended: the runner asks the API server again.
     client.calls.clear()
-    again = await env.call(runner.apply, plain)
-    assert again.action == base.Action.NONE
+    await env.call(runner.observe, plain)
     assert client.calls[:2] == ["GET deployments/iris", "GET services/iris"]
     client.close()  # type: ignore[no-untyped-call]
+
+
+async def test_an_object_of_the_name_that_is_not_in_the_cache_is_still_a_conflict(
+    env: Env,
+) -> None:
+    runner = env.new_runner()
+    async with watching(runner):
+        stranger = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "iris", "namespace": NS, "labels": {"app": "someone-else"}},
+            "spec": {"ports": [{"port": 80}]},
+        }
+        await env.cluster.create_object("Service", stranger)
+        # The watches select managed objects only: the create answers 409, the runner reads.
+        with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
+            await env.call(runner.apply, workload())
+    service = await env.cluster.get_object("Service", NS, "iris")
+    assert service is not None and service["metadata"]["labels"] == {"app": "someone-else"}
 
 
 async def test_rollout_done_is_ready_with_the_service_endpoint(env: Env) -> None:

@@ -156,10 +156,12 @@ async def kubernetes_operator_running(
     *,
     resync_interval: float = 60.0,
     delete_timeout: float = 30.0,
+    namespaces: tuple[str, ...] = (),
 ) -> AsyncIterator[Operator]:
-    """The operator as ``mlplatform operator`` wires it, running in kopf until the block exits."""
+    """The operator as ``mlplatform operator`` wires it, running in kopf until the block exits
+    (``namespaces``: as ``--namespace``, for the store and the runner alike)."""
     api = KubeApi.for_server(cluster.url, insecure=True)
-    runners = selection.Runners(settings, api_client=api.client)
+    runners = selection.Runners(settings, api_client=api.client, namespaces=namespaces)
     enabled = runners.enabled()
     assert enabled, "no runner enabled in these settings"
     operator = Operator(
@@ -167,6 +169,7 @@ async def kubernetes_operator_running(
         api=api,
         runner=enabled[0],
         more_runners=enabled[1:],
+        namespaces=namespaces,
         resync_interval=resync_interval,
         delete_timeout=delete_timeout,
     )

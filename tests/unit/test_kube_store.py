@@ -8,7 +8,7 @@ from typing import Any
 
 from mlplatform.core.controller import Deleting, Desired, Refused
 from mlplatform.kube.api import KubeApi
-from mlplatform.kube.store import ModelStore
+from mlplatform.kube.store import ModelStore, held_by_finalizer, plain_namespaces
 from mlplatform.models.status import MLModelStatus, Phase
 from mlplatform.runners.base import OwnedWorkload, Owner, State
 
@@ -105,6 +105,43 @@ def test_a_deleted_object_is_forgotten_but_not_a_newer_one_of_the_same_name() ->
     assert isinstance(models.get("models/iris"), Desired)
     assert models.forget(body(uid="new")) == "models/iris"
     assert models.get("models/iris") is None
+
+
+def test_a_kubernetes_runner_model_gone_from_the_api_is_deleting_until_released() -> None:
+    models = store(delete_timeout=4.0)
+    models.observe(body(runner="kubernetes"))
+    assert models.forget(body(runner="kubernetes")) == "models/iris"
+    found = models.get("models/iris")
+    # No finalizer held it: the store keeps it until the controller deleted its objects.
+    assert isinstance(found, Deleting) and found.workload is not None
+    assert found.timeout == 4.0 + 10  # the default grace period on top
+    models.release("models/iris")
+    assert models.get("models/iris") is None
+
+
+def test_release_leaves_a_model_that_is_not_gone_and_a_new_one_of_the_name() -> None:
+    models = store()
+    models.observe(body(runner="kubernetes"))
+    models.release("models/iris")  # a suspend, say: released, but the object is still there
+    assert isinstance(models.get("models/iris"), Desired)
+    models.forget(body(runner="kubernetes"))
+    models.observe(body(uid="u2", runner="kubernetes"))  # created again meanwhile
+    models.release("models/iris")
+    found = models.get("models/iris")
+    assert isinstance(found, Desired) and found.owner.uid == "u2"
+
+
+def test_only_models_with_a_workload_outside_the_cluster_are_held_by_a_finalizer() -> None:
+    assert held_by_finalizer({"runner": "docker"})
+    assert held_by_finalizer({})  # the default runner is docker
+    assert held_by_finalizer(None)  # no spec to judge: hold it, removal is then certain
+    assert not held_by_finalizer({"runner": "kubernetes"})
+
+
+def test_namespace_patterns_list_everywhere_plain_names_one_by_one() -> None:
+    assert plain_namespaces(["models", "team-a"]) == ("models", "team-a")
+    assert plain_namespaces(["models", "team-*"]) == ()
+    assert plain_namespaces([]) == ()
 
 
 def test_namespace_patterns_scope_garbage_collection() -> None:

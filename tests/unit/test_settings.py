@@ -313,3 +313,10 @@ def test_the_readme_lists_every_setting() -> None:
     table = readme[readme.index("## Configuration") :]
     for field in Settings.model_fields.values():
         assert f"`{field.alias}`" in table, field.alias
+
+
+def test_a_namespace_may_be_a_glob_pattern_as_kopf_takes_them() -> None:
+    assert argtypes.namespace("team-*") == "team-*"
+    assert argtypes.namespace("models") == "models"
+    with pytest.raises(argparse.ArgumentTypeError, match="or a pattern of one"):
+        argtypes.namespace("Team-*")

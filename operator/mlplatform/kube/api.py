@@ -23,6 +23,13 @@ class ObjectGone(Exception):
     """Raised when the object to patch no longer exists (HTTP 404)."""
 
 
+# Kept-alive connections of the one ApiClient: the runner's watches hold one each (four
+# kinds, per namespace when given), the reconcile workers and the removals share the rest.
+# The client's default (five per CPU) is full under a burst on a small node, and every
+# request past it opens a new connection.
+CONNECTIONS = 32
+
+
 class KubeApi:
     """A thin client for MLModel status writes and listings; safe to share between threads."""
 
@@ -39,7 +46,9 @@ class KubeApi:
             kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        return cls(kubernetes.client.ApiClient())
+        configuration = kubernetes.client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = CONNECTIONS
+        return cls(kubernetes.client.ApiClient(configuration))
 
     @classmethod
     def for_server(
@@ -49,6 +58,7 @@ class KubeApi:
         configuration = kubernetes.client.Configuration()
         configuration.host = server
         configuration.verify_ssl = not insecure
+        configuration.connection_pool_maxsize = CONNECTIONS
         if token:
             configuration.api_key = {"authorization": token}
             configuration.api_key_prefix = {"authorization": "Bearer"}
@@ -57,7 +67,7 @@ class KubeApi:
     def patch_status(self, namespace: str, name: str, status_patch: Mapping[str, Any]) -> None:
         """Merge-patch ``status`` through the status subresource; ``ObjectGone`` on 404."""
         try:
-            self._objects.patch_namespaced_custom_object_status(
+            response: Any = self._objects.patch_namespaced_custom_object_status(
                 API_GROUP,
                 API_VERSION,
                 namespace,
@@ -66,7 +76,9 @@ class KubeApi:
                 {"status": dict(status_patch)},
                 _content_type=_MERGE_PATCH,
                 _request_timeout=self._timeout,
+                _preload_content=False,  # the answer is read, not parsed
             )
+            response.data  # noqa: B018 - read to the end: the connection goes back to the pool
         except kubernetes.client.exceptions.ApiException as error:
             if error.status == 404:
                 raise ObjectGone(f"{namespace}/{name}") from error

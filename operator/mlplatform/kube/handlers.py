@@ -3,7 +3,9 @@
 - ``on.event``: every watch event of an MLModel (the initial listing too) feeds the store,
   which enqueues the key when the change calls for a reconcile; no per-object task;
 - ``on.delete``: waits, bounded in time, until the controller removed the container (kopf
-  holds its finalizer meanwhile);
+  holds its finalizer meanwhile); only for models whose workload lives outside the cluster
+  (``held_by_finalizer``): kopf is blind to the others (no finalizer, no bookkeeping
+  annotations), whose objects Kubernetes' garbage collector removes;
 - start-up / clean-up activities start and stop the controller (workers, event stream,
   resync).
 
@@ -19,6 +21,7 @@ from typing import Any
 import kopf
 
 from mlplatform.kube.operator import Operator
+from mlplatform.kube.store import held_by_finalizer
 from mlplatform.models.spec import API_GROUP, API_VERSION, PLURAL
 
 RESOURCE = (API_GROUP, API_VERSION, PLURAL)
@@ -34,7 +37,21 @@ def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     )
     # kopf's own log lines become Events only from warnings up; ours are posted explicitly.
     settings.posting.level = logging.WARNING
+    objects_log = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, _QuietObserve) for f in objects_log.filters):
+        objects_log.addFilter(_QuietObserve())
     return settings
+
+
+class _QuietObserve(logging.Filter):
+    """Drops kopf's "Handler 'observe' succeeded." line: that handler runs for every watch
+    event of every MLModel (the operator's own status writes included) and only enqueues,
+    so the line is one per event and says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno == logging.INFO and record.getMessage() == "Handler 'observe' succeeded."
+        )
 
 
 def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
@@ -52,6 +69,10 @@ def register(registry: kopf.OperatorRegistry, operator: Operator) -> None:
     async def observe(type: str | None, body: kopf.Body, **_: Any) -> None:
         operator.observe(type, body)
 
-    @kopf.on.delete(*RESOURCE, id="remove", registry=registry)
+    @kopf.on.delete(*RESOURCE, id="remove", registry=registry, when=_held)
     async def remove(body: kopf.Body, **_: Any) -> None:
         await operator.remove(body)
+
+
+def _held(spec: kopf.Spec, **_: Any) -> bool:
+    return held_by_finalizer(spec)

@@ -26,6 +26,7 @@ from mlplatform.kube import handlers
 from mlplatform.kube.api import KubeApi, PeeringUnavailable, ensure_peering
 from mlplatform.kube.operator import Operator
 from mlplatform.kube.options import OperatorConfig
+from mlplatform.kube.store import plain_namespaces
 from mlplatform.runners import selection
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,12 @@ def run(config: OperatorConfig) -> int:
     kopf.configure(verbose=config.verbose, log_format=_LOG_FORMATS[config.log_format])
 
     api = KubeApi.from_environment()
-    # One API client for the status writes and the Kubernetes runner.
-    runners = selection.Runners(settings, api_client=api.client)
+    namespaces = config.namespaces
+    # One API client for the status writes and the Kubernetes runner, which lists and
+    # watches in the operator's namespaces only (with patterns: everywhere, then filtered).
+    runners = selection.Runners(
+        settings, api_client=api.client, namespaces=plain_namespaces(namespaces)
+    )
     try:
         enabled = runners.enabled() or [runners("docker")]
     except errors.ConfigurationError as error:
@@ -54,7 +59,6 @@ def run(config: OperatorConfig) -> int:
     metrics = Metrics()
     if config.metrics_port:
         start_http_server(config.metrics_port, registry=metrics.registry)
-    namespaces = config.namespaces
     operator = Operator(
         reconciler=Reconciler(runners, metrics=metrics),
         api=api,

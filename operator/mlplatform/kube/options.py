@@ -52,7 +52,7 @@ class OperatorConfig:
         env="MLPLATFORM_NAMESPACES",
         metavar="NAMESPACE",
         group="scope",
-        help="watch this namespace (repeatable; the variable: comma-separated; "
+        help="watch this namespace or glob pattern (repeatable; the variable: comma-separated; "
         "default, or the variable empty: every namespace)",
     )
     all_namespaces: bool = flags.switch(

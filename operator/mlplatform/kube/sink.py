@@ -59,6 +59,7 @@ class KubeSink:
         entry = self._store.entry(key)
         if entry is not None:
             _post(entry, events)
+        self._store.release(key)
 
 
 def _post(entry: Entry, events: Sequence[Event]) -> None:

@@ -8,6 +8,12 @@ the first time it is seen (so a restarted operator keeps back-off and restart co
 then the last one the sink wrote — the status coming back on our own writes' watch events
 is not read again, and those events do not wake the controller.
 
+A model whose workload lives in the cluster (``runner: kubernetes``) carries no finalizer
+(``held_by_finalizer``): its objects' ``ownerReferences`` let Kubernetes' garbage collector
+remove them, and deleting it never waits for the operator. When such a model is gone from
+the API server the store keeps it as ``Deleting`` until the controller has deleted its
+objects too (promptly, and on an API server that collects slowly), then drops it.
+
 Thread-safe: kopf's event loop writes, the controller's workers read.
 """
 
@@ -27,6 +33,7 @@ from mlplatform.kube.api import KubeApi
 from mlplatform.models.resource import validate_object
 from mlplatform.models.status import MLModelStatus
 from mlplatform.runners.base import OwnedWorkload, Owner, Workload
+from mlplatform.runners.kubernetes.runner import TYPE as KUBERNETES
 
 
 @dataclass
@@ -39,6 +46,7 @@ class Entry:
     status: MLModelStatus | None  # the status the last reconcile produced
     written: Mapping[str, Any]  # the status as the object holds it (last written or read)
     context: contextvars.Context  # kopf's context of the handler that saw it (to post events)
+    gone: bool = False  # deleted from the API server; kept until its workload is removed
 
 
 class ModelStore:
@@ -96,15 +104,30 @@ class ModelStore:
         return owner.key
 
     def forget(self, body: Mapping[str, Any]) -> str | None:
-        """The object is gone from the API server: drop it; its key, if it was held."""
+        """The object is gone from the API server: drop it, or, when no finalizer held it
+        for its workload's removal, keep it ``Deleting`` until ``release``; its key, if it
+        was held."""
         meta = body.get("metadata", {})
         key = f"{meta.get('namespace', '')}/{meta.get('name')}"
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry.found.owner.uid != str(meta.get("uid")):
                 return None
-            del self._entries[key]
+            found = entry.found
+            if isinstance(found, Desired) and not held_by_finalizer(body.get("spec")):
+                grace = found.workload.spec.container.termination_grace_period_seconds
+                entry.found = Deleting(found.owner, found.workload, self.delete_timeout + grace)
+                entry.gone = True
+            else:
+                del self._entries[key]
         return key
+
+    def release(self, key: str) -> None:
+        """The controller is done with ``key``: drop it if it is gone from the API server."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.gone:
+                del self._entries[key]
 
     # --- for the sink -------------------------------------------------------------------------
 
@@ -153,9 +176,21 @@ class ModelStore:
         )
 
     def _plain_namespaces(self) -> tuple[str, ...]:
-        if any(set(p) & set("*?[!") for p in self.namespaces):
-            return ()  # patterns: list the whole cluster and filter by ``in_scope``
-        return self.namespaces
+        return plain_namespaces(self.namespaces)
+
+
+def held_by_finalizer(spec: object) -> bool:
+    """Whether the operator holds a finalizer on an MLModel of ``spec``: when its workload
+    lives outside the cluster (a Docker container), which only the operator can remove."""
+    return not (isinstance(spec, Mapping) and spec.get("runner") == KUBERNETES)
+
+
+def plain_namespaces(namespaces: Collection[str]) -> tuple[str, ...]:
+    """The namespaces to list in, one by one; empty (every namespace, then filtered by
+    ``in_scope``) when there are none or any is a pattern."""
+    if any(set(p) & set("*?[!") for p in namespaces):
+        return ()
+    return tuple(namespaces)
 
 
 def _found(

@@ -77,11 +77,16 @@ KUBERNETES_DISABLED = (
 
 
 def runner_for(
-    kind: RunnerType | str, settings: Settings, *, api_client: Any = None
+    kind: RunnerType | str,
+    settings: Settings,
+    *,
+    api_client: Any = None,
+    namespaces: tuple[str, ...] = (),
 ) -> base.Runner:
     """A new runner for ``spec.runner``; keep it (one per kind per process).
 
     ``api_client``: the Kubernetes ``ApiClient`` the operator uses; None in local mode.
+    ``namespaces``: where the Kubernetes runner lists and watches (empty: everywhere).
     """
     if kind == "docker":
         from mlplatform.runners.docker_runner import DockerRunner
@@ -94,16 +99,19 @@ def runner_for(
             return RefusingRunner(kind, errors.RunnerDisabled(KUBERNETES_DISABLED))
         from mlplatform.runners.kubernetes.runner import KubernetesRunner
 
-        return KubernetesRunner(settings, api_client)
+        return KubernetesRunner(settings, api_client, namespaces=namespaces)
     return UnavailableRunner(kind)
 
 
 class Runners:
     """``spec.runner`` → its runner, each kind made on first use and kept (thread-safe)."""
 
-    def __init__(self, settings: Settings, *, api_client: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, *, api_client: Any = None, namespaces: tuple[str, ...] = ()
+    ) -> None:
         self._settings = settings
         self._api_client = api_client
+        self._namespaces = namespaces
         self._made: dict[str, base.Runner] = {}
         self._lock = threading.Lock()
 
@@ -121,5 +129,7 @@ class Runners:
     def __call__(self, kind: str) -> base.Runner:
         with self._lock:
             if kind not in self._made:
-                self._made[kind] = runner_for(kind, self._settings, api_client=self._api_client)
+                self._made[kind] = runner_for(
+                    kind, self._settings, api_client=self._api_client, namespaces=self._namespaces
+                )
             return self._made[kind]

@@ -119,36 +119,26 @@ class KubeObjects:
     def list(
         self, kind: str, *, namespace: str | None, selector: str
     ) -> tuple[list[dict[str, Any]], str]:
-        """The objects matching ``selector`` and the listing's resourceVersion."""
-        if kind == POD and namespace is not None:
-            raw = self._call(self._core.list_namespaced_pod, namespace, label_selector=selector)
-        elif kind == POD:
-            raw = self._call(self._core.list_pod_for_all_namespaces, label_selector=selector)
-        elif kind == DEPLOYMENT and namespace is None:
-            raw = self._call(self._apps.list_deployment_for_all_namespaces, label_selector=selector)
-        elif kind == SERVICE and namespace is None:
-            raw = self._call(self._core.list_service_for_all_namespaces, label_selector=selector)
-        elif kind == CLAIM and namespace is None:
-            raw = self._call(
-                self._core.list_persistent_volume_claim_for_all_namespaces,
-                label_selector=selector,
-            )
-        else:
-            raise ValueError(kind)
+        """The objects matching ``selector`` (in ``namespace``, None: every namespace) and
+        the listing's resourceVersion."""
+        raw = self._call(self._lister(kind, namespace), *_scope(namespace), label_selector=selector)
         listing = _json(raw)
         version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
         return list(listing.get("items") or []), version
 
-    def watch(self, kind: str, *, selector: str, resource_version: str, timeout: int) -> Any:
+    def watch(
+        self,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        selector: str,
+        resource_version: str,
+        timeout: int,
+    ) -> Any:
         """An open watch response (read it with ``watch_events``; ``shutdown()`` ends it)."""
-        method = {
-            DEPLOYMENT: self._apps.list_deployment_for_all_namespaces,
-            SERVICE: self._core.list_service_for_all_namespaces,
-            CLAIM: self._core.list_persistent_volume_claim_for_all_namespaces,
-            POD: self._core.list_pod_for_all_namespaces,
-        }[kind]
         return self._call(
-            method,
+            self._lister(kind, namespace),
+            *_scope(namespace),
             label_selector=selector,
             watch=True,
             resource_version=resource_version or None,
@@ -158,6 +148,22 @@ class KubeObjects:
             # silently dropped connection is noticed a little later.
             _request_timeout=(self.timeout, float(timeout + 30)),
         )
+
+    def _lister(self, kind: str, namespace: str | None) -> Any:
+        """The client's list method of ``kind``, namespaced or for all namespaces."""
+        if namespace is None:
+            return {
+                DEPLOYMENT: self._apps.list_deployment_for_all_namespaces,
+                SERVICE: self._core.list_service_for_all_namespaces,
+                CLAIM: self._core.list_persistent_volume_claim_for_all_namespaces,
+                POD: self._core.list_pod_for_all_namespaces,
+            }[kind]
+        return {
+            DEPLOYMENT: self._apps.list_namespaced_deployment,
+            SERVICE: self._core.list_namespaced_service,
+            CLAIM: self._core.list_namespaced_persistent_volume_claim,
+            POD: self._core.list_namespaced_pod,
+        }[kind]
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -187,6 +193,10 @@ def watch_events(response: Any) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
     if buffer.strip():
         yield json.loads(buffer)
+
+
+def _scope(namespace: str | None) -> tuple[str, ...]:
+    return () if namespace is None else (namespace,)
 
 
 def _json(response: Any) -> dict[str, Any]:

@@ -11,26 +11,26 @@ client (one ``ApiClient``, shared by the worker threads):
   managed by mlplatform, or that another MLModel controls, is a conflict (``NameConflict``),
   never overwritten.
 - ``observe`` reads the Deployment and the pods of its current revision (see ``status``).
-  The reconcile core observes, then applies: what ``observe`` read of the Deployment and the
-  Service serves the ``apply`` that follows it in the same thread within ``REUSE_SECONDS``
-  (an object changed meanwhile makes the write fail and the step retry), so converging a
-  new model costs two reads and two creates, not four reads.
+  Every read of the runner's is served by the ``ObjectCache`` its watches keep while they
+  run (as controller-runtime's client reads from its informers), else by the API server:
+  converging a new model costs two creates and no read.
 - ``delete`` deletes the Deployment and the Service (the claim only when
   ``RUNNERS_KUBERNETES_DELETE_CLAIM`` says so). Their ``ownerReferences`` make Kubernetes'
   garbage collector do the same when the MLModel goes, even with no operator running.
 - ``list_owned``/``remove_owned`` find and remove Deployments by the managed labels (this
   controller's only), for adoption after a restart and garbage collection.
-- ``events`` watches Deployments, Services, claims and pods by label and turns each change
-  into a ``RunnerEvent`` for the owner named in the labels (see ``watch``).
+- ``events`` watches Deployments, Services, claims and pods by label, fills the cache and
+  turns each change into a ``RunnerEvent`` for the owner named in the labels (see ``watch``).
+
+Given ``namespaces`` (the operator's ``--namespace``), every list and watch is made in those
+namespaces only, so a Role in each of them is all the runner needs; without, they are
+cluster-wide.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from mlplatform import errors
@@ -38,22 +38,11 @@ from mlplatform.config import Settings
 from mlplatform.runners import base
 from mlplatform.runners.kubernetes import api, drift, plan, watch
 from mlplatform.runners.kubernetes import status as status_module
+from mlplatform.runners.kubernetes.cache import ObjectCache
 
 log = logging.getLogger(__name__)
 
 TYPE = "kubernetes"
-# How long what ``observe`` read may stand in for ``apply``'s own reads (same thread, owner).
-REUSE_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """What one ``observe`` read, for the ``apply`` right after it."""
-
-    uid: str
-    at: float
-    deployment: dict[str, Any] | None
-    service: dict[str, Any] | None
 
 
 class KubernetesRunner:
@@ -64,11 +53,14 @@ class KubernetesRunner:
     # core has no workload of an old id to retire.
     one_workload_per_owner = True
 
-    def __init__(self, settings: Settings, api_client: Any) -> None:
+    def __init__(
+        self, settings: Settings, api_client: Any, *, namespaces: tuple[str, ...] = ()
+    ) -> None:
         self._settings = settings
         self._api = api.KubeObjects(api_client, timeout=settings.runners_kubernetes_timeout)
-        self._seen = threading.local()
+        self._namespaces = namespaces
         self._own_writes = watch.OwnWrites()
+        self._cache = ObjectCache()
 
     # --- selectors ---------------------------------------------------------------------
 
@@ -86,7 +78,6 @@ class KubernetesRunner:
     def apply(self, workload: base.Workload) -> base.RunnerStatus:
         """Converge the Deployment, Service and claim to the plan; no writes when in sync."""
         made = self.plan_for(workload)
-        seen = self._take_seen(workload.owner)
         actions: list[base.Action] = []
         if made.claim is not None and made.claim_name is not None:
             actions.append(self._converge(api.CLAIM, made.claim, workload.owner)[0])
@@ -94,16 +85,12 @@ class KubernetesRunner:
             api.DEPLOYMENT,
             made.deployment,
             workload.owner,
-            seen=seen.deployment if seen is not None else None,
-            known=seen is not None,
         )
         actions.append(deployment_action)
         service_action, service = self._converge(
             api.SERVICE,
             made.service,
             workload.owner,
-            seen=seen.service if seen is not None else None,
-            known=seen is not None,
         )
         actions.append(service_action)
         action = (
@@ -124,9 +111,8 @@ class KubernetesRunner:
     def observe(self, workload: base.Workload) -> base.RunnerStatus:
         """What runs for the model, from the Deployment and its pods; changes nothing."""
         made = self.plan_for(workload)
-        deployment = self._api.get(api.DEPLOYMENT, made.namespace, made.name)
-        service = self._api.get(api.SERVICE, made.namespace, made.name)
-        self._seen.last = _Seen(workload.owner.uid, time.monotonic(), deployment, service)
+        deployment = self._get(api.DEPLOYMENT, made.namespace, made.name)
+        service = self._get(api.SERVICE, made.namespace, made.name)
         return self._read(made, deployment=deployment, service=service, known=True)
 
     def delete(self, workload: base.Workload) -> base.RunnerStatus:
@@ -162,7 +148,13 @@ class KubernetesRunner:
 
     def list_owned(self) -> list[base.OwnedWorkload]:
         """Every Deployment this controller manages, read from its labels."""
-        items, _ = self._api.list(api.DEPLOYMENT, namespace=None, selector=self.selector)
+        items = [
+            item
+            for namespace in self._namespaces or (None,)
+            for item in self._api.list(api.DEPLOYMENT, namespace=namespace, selector=self.selector)[
+                0
+            ]
+        ]
         owned: list[base.OwnedWorkload] = []
         for item in items:
             found = self._owned(item)
@@ -184,30 +176,40 @@ class KubernetesRunner:
     def events(self) -> base.EventStream:
         """A blocking iterator of changes to managed objects; ``close()`` ends it."""
         return watch.WorkloadEvents(
-            self._api, self.selector, self._settings.controller, self._own_writes
+            self._api,
+            self.selector,
+            self._settings.controller,
+            self._own_writes,
+            cache=self._cache,
+            namespaces=self._namespaces,
         )
 
     # --- internals ---------------------------------------------------------------------
 
+    def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object from the cache while the watches keep it, else from the API server."""
+        if self._cache.synced(kind):
+            return self._cache.get(kind, namespace, name)
+        return self._api.get(kind, namespace, name)
+
     def _write(
-        self, kind: str, namespace: str, name: str, call: Callable[[], dict[str, Any]]
+        self,
+        kind: str,
+        base_object: dict[str, Any] | None,
+        namespace: str,
+        name: str,
+        call: Callable[[], dict[str, Any]],
     ) -> dict[str, Any]:
-        """One create or patch, remembered so that its own watch event is not drift."""
+        """One create (``base_object`` None) or patch of ``base_object``, remembered so that
+        its own watch event is not drift, and kept in the cache."""
         self._own_writes.begin(kind, namespace, name)
         written: dict[str, Any] | None = None
         try:
             written = call()
+            self._cache.written(kind, written, base_object)
             return written
         finally:
             self._own_writes.end(kind, namespace, name, written)
-
-    def _take_seen(self, owner: base.Owner) -> _Seen | None:
-        """What this thread's last ``observe`` read of ``owner``, if recent; used once."""
-        seen: _Seen | None = getattr(self._seen, "last", None)
-        self._seen.last = None
-        if seen is None or seen.uid != owner.uid or time.monotonic() - seen.at > REUSE_SECONDS:
-            return None
-        return seen
 
     def _converge(
         self,
@@ -215,19 +217,18 @@ class KubernetesRunner:
         desired: dict[str, Any],
         owner: base.Owner,
         *,
-        seen: dict[str, Any] | None = None,
-        known: bool = False,
+        fresh: bool = False,
     ) -> tuple[base.Action, dict[str, Any]]:
         """Create, patch back or leave the object; returns what was done and the object.
 
-        ``known``: ``seen`` is what was just read of it (None: it did not exist)."""
+        ``fresh``: read it from the API server, not the cache (whose copy proved stale)."""
         meta = desired["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        live = seen if known else self._api.get(kind, namespace, name)
+        live = self._api.get(kind, namespace, name) if fresh else self._get(kind, namespace, name)
         if live is None:
             try:
                 created = self._write(
-                    kind, namespace, name, lambda: self._api.create(kind, namespace, desired)
+                    kind, None, namespace, name, lambda: self._api.create(kind, namespace, desired)
                 )
                 log.info("Created %s %s/%s", kind, namespace, name)
                 return base.Action.CREATED, created
@@ -244,11 +245,11 @@ class KubernetesRunner:
         try:
             ops = drift.restore_ops(kind, desired, live)
             patched = self._write(
-                kind, namespace, name, lambda: self._api.patch(kind, namespace, name, ops)
+                kind, live, namespace, name, lambda: self._api.patch(kind, namespace, name, ops)
             )
         except api.NotFound:
-            if known:  # gone since ``observe`` read it: read again
-                return self._converge(kind, desired, owner)
+            if not fresh:  # gone since the cache's copy was made: read the API server
+                return self._converge(kind, desired, owner, fresh=True)
             raise errors.RunnerUnavailable(
                 f"{kind} {namespace}/{name} was deleted while being patched; retrying"
             ) from None
@@ -294,19 +295,25 @@ class KubernetesRunner:
     ) -> base.RunnerStatus:
         """The status from the objects given (``known``: even when None), the rest read."""
         if deployment is None and not known:
-            deployment = self._api.get(api.DEPLOYMENT, made.namespace, made.name)
+            deployment = self._get(api.DEPLOYMENT, made.namespace, made.name)
         if service is None and not known:
-            service = self._api.get(api.SERVICE, made.namespace, made.name)
+            service = self._get(api.SERVICE, made.namespace, made.name)
         if pods is None:
             pods = []
             if deployment is not None:
-                items, _ = self._api.list(
-                    api.POD, namespace=made.namespace, selector=_selector(made.selector)
-                )
-                pods = [p for p in items if _matches(p, made.selector)]
+                pods = self._pods(made)
         return status_module.read_status(
             made, deployment, pods, service_exists=service is not None, action=action
         )
+
+    def _pods(self, made: plan.KubernetesPlan) -> list[dict[str, Any]]:
+        """The model's pods, from the cache while the watches keep it."""
+        if self._cache.synced(api.POD):
+            return self._cache.select(api.POD, made.namespace, made.selector)
+        items, _ = self._api.list(
+            api.POD, namespace=made.namespace, selector=_selector(made.selector)
+        )
+        return [p for p in items if _matches(p, made.selector)]
 
     def _owned(self, item: dict[str, Any]) -> base.OwnedWorkload | None:
         meta = item.get("metadata") or {}

@@ -1,9 +1,12 @@
 """Watches of the managed Deployments, Services, claims and pods, as one stream of RunnerEvents.
 
-``WorkloadEvents`` is the Kubernetes runner's ``EventStream``: one thread per kind lists the
-managed objects (for a resourceVersion) and watches from there, across all namespaces, by
-the managed labels; every change becomes a ``RunnerEvent`` for the owner its labels name
-(``action`` is ``"<kind>-<type>"``, e.g. ``"pod-modified"``, ``"deployment-deleted"``). A
+``WorkloadEvents`` is the Kubernetes runner's ``EventStream``: it lists the managed objects of
+each kind (for a resourceVersion) and watches from there, by the managed labels, in one
+thread per kind — across all namespaces, or per namespace when the operator is given its
+namespaces (so a Role in each is enough). Each listing and event also goes to the runner's
+``ObjectCache`` (what the runner reads instead of the API server), and every change becomes
+a ``RunnerEvent`` for the owner its labels name (``action`` is ``"<kind>-<type>"``, e.g.
+``"pod-modified"``, ``"deployment-deleted"``). A
 server-side timeout re-opens the watch from the last version seen; an expired version (410)
 or a broken connection ends the stream with ``RunnerUnavailable``, so the consumer
 (``core.drift.DriftWatcher``) reconnects and resyncs what it may have missed. ``close()``
@@ -27,6 +30,7 @@ from typing import Any, Final
 from mlplatform import errors
 from mlplatform.runners import base
 from mlplatform.runners.kubernetes import api, plan
+from mlplatform.runners.kubernetes.cache import ObjectCache
 
 log = logging.getLogger(__name__)
 
@@ -89,24 +93,37 @@ class WorkloadEvents:
         selector: str,
         controller: str,
         own_writes: OwnWrites | None = None,
+        *,
+        cache: ObjectCache | None = None,
+        namespaces: tuple[str, ...] = (),
     ) -> None:
         self._objects = objects
         self._own_writes = own_writes or OwnWrites()
+        self._cache = cache or ObjectCache()
         self._selector = selector
         self._controller = controller
         self._queue: queue.Queue[Any] = queue.Queue()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._responses: set[Any] = set()
+        scopes: tuple[str | None, ...] = namespaces or (None,)
         # Fail fast (the consumer backs off) when the API does not answer at all.
-        self._versions = {
-            kind: objects.list(kind, namespace=None, selector=selector)[1] for kind in api.KINDS
-        }
+        self._versions: dict[tuple[str, str | None], str] = {}
+        for kind in api.KINDS:
+            items: list[dict[str, Any]] = []
+            for namespace in scopes:
+                found, version = objects.list(kind, namespace=namespace, selector=selector)
+                items.extend(found)
+                self._versions[kind, namespace] = version
+            self._cache.replace(kind, [item for item in items if self._managed(item)])
         self._threads = [
             threading.Thread(
-                target=self._watch, args=(kind,), name=f"k8s-watch-{kind}", daemon=True
+                target=self._watch,
+                args=(kind, namespace),
+                name=f"k8s-watch-{kind}" + (f"-{namespace}" if namespace else ""),
+                daemon=True,
             )
-            for kind in api.KINDS
+            for kind, namespace in self._versions
         ]
         for thread in self._threads:
             thread.start()
@@ -125,6 +142,8 @@ class WorkloadEvents:
         if self._closed.is_set():
             return
         self._closed.set()
+        for kind in api.KINDS:
+            self._cache.drop(kind)
         with self._lock:
             responses = list(self._responses)
         for response in responses:
@@ -133,12 +152,16 @@ class WorkloadEvents:
 
     # --- one thread per kind ------------------------------------------------------------
 
-    def _watch(self, kind: str) -> None:
-        version = self._versions[kind]
+    def _watch(self, kind: str, namespace: str | None) -> None:
+        version = self._versions[kind, namespace]
         try:
             while not self._closed.is_set():
                 response = self._objects.watch(
-                    kind, selector=self._selector, resource_version=version, timeout=WATCH_TIMEOUT
+                    kind,
+                    namespace=namespace,
+                    selector=self._selector,
+                    resource_version=version,
+                    timeout=WATCH_TIMEOUT,
                 )
                 with self._lock:
                     self._responses.add(response)
@@ -152,9 +175,11 @@ class WorkloadEvents:
                         self._responses.discard(response)
                     _shutdown(response)
         except errors.RunnerError as error:
+            self._cache.drop(kind)  # events may be missed from here: read the API server
             if not self._closed.is_set():
                 self._queue.put(error)
         except Exception as error:  # a broken stream: end it, the consumer reconnects
+            self._cache.drop(kind)
             if not self._closed.is_set():
                 log.debug("The %s watch broke: %s", kind, error)
                 self._queue.put(errors.RunnerUnavailable(f"the {kind} watch broke: {error}"))
@@ -171,12 +196,10 @@ class WorkloadEvents:
         version = meta.get("resourceVersion")
         if kind_of_event == "BOOKMARK":
             return str(version) if version else None
-        labels = meta.get("labels") or {}
-        if (
-            labels.get(base.LABEL_MANAGED_BY) != base.MANAGED_BY
-            or labels.get(base.LABEL_CONTROLLER) != self._controller
-        ):
+        if not self._managed(obj):
             return str(version) if version else None
+        self._cache.apply(kind, str(kind_of_event), obj)
+        labels = meta.get("labels") or {}
         if kind_of_event in ("ADDED", "MODIFIED") and self._own_writes.echo(kind, meta):
             return str(version) if version else None
         owner = _owner(labels)
@@ -190,6 +213,14 @@ class WorkloadEvents:
                 )
             )
         return str(version) if version else None
+
+    def _managed(self, obj: dict[str, Any]) -> bool:
+        """Managed by this controller (an emulator or an old server may ignore a selector)."""
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return bool(
+            labels.get(base.LABEL_MANAGED_BY) == base.MANAGED_BY
+            and labels.get(base.LABEL_CONTROLLER) == self._controller
+        )
 
 
 def _owner(labels: dict[str, str]) -> base.Owner | None:
