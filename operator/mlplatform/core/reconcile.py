@@ -12,7 +12,6 @@ a restart of the process that runs the loop.
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Literal
 from mlplatform import errors
 from mlplatform.core.backoff import BackoffPolicy
 from mlplatform.core.metrics import Metrics
+from mlplatform.models import timestamps
 from mlplatform.models.status import (
     ConditionType,
     Failure,
@@ -89,11 +89,23 @@ class _Step:
 
     status: MLModelStatus
     generation: int | None
-    at: str
+    now: float  # the reconcile's clock reading
     events: list[Event] = field(default_factory=list)
     # A failure was counted in this step: its BackOff is news. A reconcile during a back-off
     # already announced (woken by the engine's "die" event, a resync) tells nothing new.
     counted_failure: bool = False
+
+    @property
+    def at(self) -> str:
+        """When, as conditions carry it (to the second, as every Kubernetes condition)."""
+        return timestamps.rfc3339(self.now)
+
+    @property
+    def failed_at(self) -> str:
+        """When, as ``lastFailure.time`` carries it: to the microsecond, for it times the
+        back-off (read back after a restart, a stamp cut to the second would end a one-second
+        back-off up to a second early)."""
+        return timestamps.rfc3339(self.now, digits=6)
 
     def condition(
         self, kind: ConditionType, ok: bool | None, reason: Reason, message: str = ""
@@ -117,18 +129,6 @@ class _Step:
         self.status.endpoints = []
         self.status.debug_endpoints = []
         self.condition(ConditionType.READY, False if known else None, reason, message)
-
-
-def _timestamp(at: float) -> str:
-    return (
-        datetime.datetime.fromtimestamp(at, datetime.UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def _seconds(stamp: str) -> float:
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 class Reconciler:
@@ -173,7 +173,7 @@ class Reconciler:
         previous = previous or MLModelStatus()
         status = previous.model_copy(deep=True)
         status.observed_generation = generation
-        step = _Step(status=status, generation=generation, at=_timestamp(self._clock()))
+        step = _Step(status=status, generation=generation, now=self._clock())
         step.not_ready(Phase.FAILED, Reason.INVALID_SPEC, f"invalid spec: {message}")
         if previous.message != status.message:
             step.events.append(Event("Warning", Reason.INVALID_SPEC.value, status.message))
@@ -190,7 +190,7 @@ class Reconciler:
         if new_generation:
             # A new spec gets a fresh start, as the kubelet resets back-off on a pod change.
             status.consecutive_failures = 0
-        step = _Step(status=status, generation=generation, at=_timestamp(now))
+        step = _Step(status=status, generation=generation, now=now)
         spec = workload.spec
         try:
             runner = self._runner_for(spec.runner)
@@ -321,7 +321,7 @@ class Reconciler:
         updating: bool = False,
     ) -> Outcome:
         status = step.status
-        started = _seconds(applied.started_at) if applied.started_at else now
+        started = timestamps.parse(applied.started_at) if applied.started_at else now
         # (While an update runs, the failures are the new revision's, not this workload's.)
         if (
             status.consecutive_failures
@@ -508,7 +508,7 @@ class Reconciler:
         status.last_failure = Failure(
             reason=reason,
             message=message,
-            time=(ended.finished_at if ended is not None else None) or _timestamp(now),
+            time=(ended.finished_at if ended is not None else None) or step.failed_at,
             exit_code=ended.exit_code if ended is not None else None,
             oom_killed=oom,
             workload_id=rollout.workload_id,
@@ -521,7 +521,9 @@ class Reconciler:
         last = status.last_failure
         repeated = last is not None and last.reason == problem.reason and not last.workload_id
         status.consecutive_failures += 1
-        status.last_failure = Failure(reason=problem.reason, message=problem.message, time=step.at)
+        status.last_failure = Failure(
+            reason=problem.reason, message=problem.message, time=step.failed_at
+        )
         if not repeated:
             step.events.append(Event("Warning", problem.reason.value, f"update: {problem.message}"))
 
@@ -601,7 +603,7 @@ class Reconciler:
         status.last_failure = Failure(
             reason=reason,
             message=message,
-            time=(ended.finished_at if ended is not None else None) or _timestamp(now),
+            time=(ended.finished_at if ended is not None else None) or step.failed_at,
             exit_code=code,
             oom_killed=oom,
             workload_id=observed.workload_id,
@@ -613,7 +615,7 @@ class Reconciler:
             return 0.0
         # A failure stamped a moment ahead of this clock (the engine's clock, rounding) is
         # one that just happened, not one still to come.
-        since = max(0.0, now - _seconds(status.last_failure.time))
+        since = max(0.0, now - timestamps.parse(status.last_failure.time))
         return max(0.0, self.backoff.delay(status.consecutive_failures) - since)
 
     def _backing_off(
@@ -722,7 +724,7 @@ class Reconciler:
             and not (status.last_failure.workload_id)
         )
         status.consecutive_failures += 1
-        status.last_failure = Failure(reason=reason, message=error.message, time=step.at)
+        status.last_failure = Failure(reason=reason, message=error.message, time=step.failed_at)
         step.not_ready(Phase.FAILED, reason, error.message)
         if not repeated:
             step.events.append(Event("Warning", reason.value, error.message))

@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import datetime
 import http.client
 import threading
 import time
@@ -91,6 +90,7 @@ from docker.models.networks import Network
 
 from mlplatform import errors
 from mlplatform.config import Settings
+from mlplatform.models import timestamps
 from mlplatform.models.spec import ReadinessProbe, container_name
 from mlplatform.models.status import Reason
 from mlplatform.runners import base, docker_plan
@@ -1101,11 +1101,7 @@ def _up_for(container: Container) -> float:
     started = container.attrs["State"].get("StartedAt")
     if not started or started == _ZERO_TIME:
         return 0.0
-    stamp = started.rstrip("Z")
-    whole, _, fraction = stamp.partition(".")
-    moment = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC)
-    seconds = moment.timestamp() + float(f"0.{fraction[:6] or '0'}")
-    return max(0.0, time.time() - seconds)
+    return max(0.0, time.time() - timestamps.parse(started))
 
 
 def _grace(stop_timeout: Any) -> int:
