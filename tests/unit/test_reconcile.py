@@ -15,14 +15,7 @@ from mlplatform.models.spec import MLModelSpec
 from mlplatform.models.status import ConditionType, MLModelStatus, Phase, Reason
 from mlplatform.runners.base import Owner, Workload
 from tests.support.memory_runner import MemoryRunner
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.conftest import Clock
 
 
 def workload(uid: str = "u1", **spec: Any) -> Workload:
@@ -32,20 +25,11 @@ def workload(uid: str = "u1", **spec: Any) -> Workload:
 
 
 @pytest.fixture
-def runner() -> MemoryRunner:
-    return MemoryRunner()
-
-
-@pytest.fixture
 def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(runner: MemoryRunner, clock: Clock) -> Reconciler:
-    return Reconciler(
-        lambda _: runner, backoff=BackoffPolicy(base=1, cap=8, stable_after=10), clock=clock
-    )
+    # Long after the memory runner's containers started (it stamps the wall clock): every
+    # container has stayed up past the minimum ready time. (The runner and the reconciler
+    # are conftest's.)
+    return Clock(1_800_000_000.0)
 
 
 def step(

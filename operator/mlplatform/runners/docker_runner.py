@@ -270,7 +270,10 @@ class DockerRunner:
                     serving, workload, claim, action=base.Action.NONE
                 )
             if state["Status"] == "created" and not state.get("Error"):
-                return self._start(serving, workload, claim, action=base.Action.CREATED)
+                failed = self._start(serving)
+                return docker_status.runner_status(
+                    serving, workload, claim, action=base.Action.CREATED, message=failed
+                )
             message = f"replaced the stopped container ({ending(state)})"
             self._containers.remove_all([serving])
             return self._create(
@@ -311,29 +314,21 @@ class DockerRunner:
         """Create and start the model's container under its contract name and the alias."""
         self._network.check_endpoint(client, workload, plan.aliases[0])
         container, pulled = self._containers.create(client, workload, plan, candidate=False)
-        return self._start(
-            container, workload, claim, action=action, pulled=pulled, message=message
+        failed = self._start(container)
+        return docker_status.runner_status(
+            container, workload, claim, action=action, pulled=pulled, message=failed or message
         )
 
-    def _start(
-        self,
-        container: Container,
-        workload: base.Workload,
-        claim: DebugClaim,
-        *,
-        action: base.Action,
-        pulled: bool = False,
-        message: str = "",
-    ) -> base.RunnerStatus:
+    def _start(self, container: Container) -> str:
+        """Start ``container`` and read it back; why it failed to start, or ""."""
+        failed = ""
         try:
             self._containers.start(container)
         except errors.StartFailed as error:
             # A bad command fails here; the stopped container keeps the exit code as the record.
-            message = error.message
+            failed = error.message
         self._containers.reload(container)
-        return docker_status.runner_status(
-            container, workload, claim, action=action, pulled=pulled, message=message
-        )
+        return failed
 
     def _require_enabled(self) -> None:
         if not self._settings.runners_docker_enabled:
