@@ -1,7 +1,8 @@
 """Log lines on stderr for the front ends: plain text, or one JSON object per line.
 
-``MLPLATFORM_LOG_FORMAT=json`` gives ``{"time", "level", "logger", "message"}`` objects, so a
-log shipper needs no parsing rules; ``text`` gives ``HH:MM:SS message`` lines for people.
+``MLPLATFORM_LOG_FORMAT=json`` gives ``{"time", "level", "logger", "message"}`` objects (the
+time in RFC 3339, UTC, to the millisecond), so a log shipper needs no parsing rules; ``text``
+gives ``HH:MM:SS message`` lines for people.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
 from typing import TextIO
+
+from mlplatform.models import timestamps
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,9 +20,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "time": timestamps.rfc3339(record.created, digits=3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

@@ -10,6 +10,9 @@ from mlplatform import errors
 from mlplatform.models.spec import container_name
 from mlplatform.runners import docker_plan
 from mlplatform.runners.base import Action, RunnerStatus, State, Workload
+from mlplatform.runners.docker_containers import Containers
+from mlplatform.runners.docker_engine import Engine
+from mlplatform.runners.docker_network import ModelsNetwork
 from mlplatform.runners.docker_runner import DockerRunner
 from tests.support.docker_env import DockerEnv, applied_until_replaced, wait_until
 from tests.support.images import TestImages
@@ -90,16 +93,22 @@ def test_a_create_refused_for_the_name_is_a_conflict_only_when_the_holder_is_a_s
     # The window cannot be hit on demand, so the classification is driven directly, against
     # real containers holding the name.
     refused = errors.ContainerConflict("create container: Conflict. The name is already in use")
+    settings = docker_env.settings()
+    engine = Engine(settings)
+    containers = Containers(engine, settings, ModelsNetwork(engine, settings))
     ours = docker_env.workload("held", test_images.http)
     docker_runner.apply(ours)
-    with pytest.raises(errors.StartFailed, match="will retry") as transient:
-        docker_runner._name_taken(docker_env.client, ours, refused)
-    assert transient.value.__cause__ is refused
+    try:
+        with pytest.raises(errors.StartFailed, match="will retry") as transient:
+            containers.name_taken(docker_env.client, ours, refused)
+        assert transient.value.__cause__ is refused
 
-    stranger = docker_env.workload("taken", test_images.http)
-    docker_env.run_helper(test_images.http, name=container_name(stranger.spec.id))
-    with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
-        docker_runner._name_taken(docker_env.client, stranger, refused)
+        stranger = docker_env.workload("taken", test_images.http)
+        docker_env.run_helper(test_images.http, name=container_name(stranger.spec.id))
+        with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
+            containers.name_taken(docker_env.client, stranger, refused)
+    finally:
+        engine.close()
 
 
 def test_a_container_of_another_controller_is_a_conflict(

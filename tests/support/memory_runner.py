@@ -7,12 +7,13 @@ also answer as a runner that judges readiness, counts restarts and names problem
 
 from __future__ import annotations
 
-import datetime
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlplatform import errors
+from mlplatform.models import timestamps
 from mlplatform.models.spec import container_name
 from mlplatform.runners.base import (
     Action,
@@ -42,11 +43,7 @@ class _Container:
     source: str | None = None
     exit_code: int | None = None
     oom: bool = False
-    started_at: str = field(
-        default_factory=lambda: (
-            datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
-        )
-    )
+    started_at: str = field(default_factory=lambda: timestamps.rfc3339(time.time(), digits=6))
 
 
 class MemoryRunner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -14,14 +15,7 @@ from mlplatform.models.spec import MLModelSpec
 from mlplatform.models.status import ConditionType, MLModelStatus, Phase, Reason
 from mlplatform.runners.base import Owner, Workload
 from tests.support.memory_runner import MemoryRunner
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.conftest import Clock
 
 
 def workload(uid: str = "u1", **spec: Any) -> Workload:
@@ -31,20 +25,11 @@ def workload(uid: str = "u1", **spec: Any) -> Workload:
 
 
 @pytest.fixture
-def runner() -> MemoryRunner:
-    return MemoryRunner()
-
-
-@pytest.fixture
 def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(runner: MemoryRunner, clock: Clock) -> Reconciler:
-    return Reconciler(
-        lambda _: runner, backoff=BackoffPolicy(base=1, cap=8, stable_after=10), clock=clock
-    )
+    # Long after the memory runner's containers started (it stamps the wall clock): every
+    # container has stayed up past the minimum ready time. (The runner and the reconciler
+    # are conftest's.)
+    return Clock(1_800_000_000.0)
 
 
 def step(
@@ -144,6 +129,33 @@ def test_a_reconcile_inside_the_back_off_window_does_not_touch_the_engine(
     early = step(reconciler, workload(), outcome)
     assert runner.writes == writes
     assert early.requeue_after == pytest.approx(0.5)
+
+
+def test_a_restarted_process_waits_out_the_back_off_to_the_fraction_of_a_second(
+    runner: MemoryRunner, clock: Clock
+) -> None:
+    # Conditions carry the second, as every Kubernetes condition; lastFailure.time carries
+    # the microsecond, for the back-off is timed from it after a restart.
+    clock.now += 0.75
+    runner.exit_on_start = 1
+    policy = BackoffPolicy(base=1, cap=8, stable_after=10)
+    first = Reconciler(lambda _: runner, backoff=policy, clock=clock)
+    outcome = step(first, workload(), None)
+    clock.now += outcome.requeue_after or 0
+    outcome = step(first, workload(), outcome)  # second failure: 1 s back-off
+    failure = outcome.status.last_failure
+    assert failure is not None
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", failure.time)
+    assert all(
+        re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", c.last_transition_time)
+        for c in outcome.status.conditions
+    )
+    restarted = Reconciler(lambda _: runner, backoff=policy, clock=clock)
+    writes = runner.writes
+    clock.now += 0.5
+    early = step(restarted, workload(), outcome)
+    assert runner.writes == writes
+    assert early.requeue_after == pytest.approx(0.5, abs=1e-3)
 
 
 def test_a_spec_change_resets_the_back_off(

@@ -8,39 +8,49 @@ files: the operator and local mode are thin adapters around it.
 
 The back-off state (consecutive failures, last failure) lives in the status, so it survives
 a restart of the process that runs the loop.
+
+Beside it: ``step`` (the status being built, the outcome), ``updates`` (a new revision
+brought up behind the serving workload: the ``Updating`` condition) and ``resync`` (the
+safety net for missed events, orphans, one workload per owner).
 """
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
 
 from mlplatform import errors
+from mlplatform.core import resync, updates
 from mlplatform.core.backoff import BackoffPolicy
 from mlplatform.core.metrics import Metrics
-from mlplatform.models.status import (
-    ConditionType,
-    Failure,
-    MLModelStatus,
-    Phase,
-    Reason,
-    RunnerDetails,
-    set_condition,
-)
+from mlplatform.core.resync import Resync
+from mlplatform.core.step import Event, Outcome, Step, runner_details
+from mlplatform.models import timestamps
+from mlplatform.models.status import ConditionType, MLModelStatus, Phase, Reason, RunnerDetails
 from mlplatform.runners.base import (
     MIN_READY_SECONDS,
     Action,
     OwnedWorkload,
     Problem,
-    Rollout,
     Runner,
     RunnerStatus,
     State,
     Workload,
 )
+
+# The reconcile's results, imported from here by the controller and the front ends.
+__all__ = [
+    "DEBUG_RETRY",
+    "MIN_READY",
+    "PROBLEM_RETRY",
+    "STARTING_RETRY",
+    "UNAVAILABLE_RETRY",
+    "Event",
+    "Outcome",
+    "Reconciler",
+    "Resync",
+    "RunnerFor",
+]
 
 # How soon to look again when the runner is unreachable, while a workload is starting, and
 # while the runner reports a problem it works on by itself (unschedulable, pull failing).
@@ -55,80 +65,6 @@ DEBUG_RETRY = 5.0
 MIN_READY = MIN_READY_SECONDS
 
 RunnerFor = Callable[[str], Runner]
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something worth telling the user (a Kubernetes Event, a log line in local mode)."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Resync:
-    """What one resync found: models whose workload disagrees with their status, orphans."""
-
-    stale: frozenset[str]  # owner uids to reconcile
-    removed: tuple[OwnedWorkload, ...]  # orphaned workloads, now removed
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one reconcile: the new status, events to post, when to look again."""
-
-    status: MLModelStatus
-    requeue_after: float | None = None
-    events: tuple[Event, ...] = ()
-
-
-@dataclass
-class _Step:
-    """The status being built during one reconcile."""
-
-    status: MLModelStatus
-    generation: int | None
-    at: str
-    events: list[Event] = field(default_factory=list)
-    # A failure was counted in this step: its BackOff is news. A reconcile during a back-off
-    # already announced (woken by the engine's "die" event, a resync) tells nothing new.
-    counted_failure: bool = False
-
-    def condition(
-        self, kind: ConditionType, ok: bool | None, reason: Reason, message: str = ""
-    ) -> None:
-        value: Literal["True", "False", "Unknown"] = (
-            "Unknown" if ok is None else "True" if ok else "False"
-        )
-        self.status.conditions = set_condition(
-            self.status.conditions,
-            kind,
-            value,
-            reason,
-            message,
-            generation=self.generation,
-            at=self.at,
-        )
-
-    def not_ready(self, phase: Phase, reason: Reason, message: str, *, known: bool = True) -> None:
-        self.status.phase = phase
-        self.status.message = message
-        self.status.endpoints = []
-        self.status.debug_endpoints = []
-        self.condition(ConditionType.READY, False if known else None, reason, message)
-
-
-def _timestamp(at: float) -> str:
-    return (
-        datetime.datetime.fromtimestamp(at, datetime.UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def _seconds(stamp: str) -> float:
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 class Reconciler:
@@ -173,12 +109,12 @@ class Reconciler:
         previous = previous or MLModelStatus()
         status = previous.model_copy(deep=True)
         status.observed_generation = generation
-        step = _Step(status=status, generation=generation, at=_timestamp(self._clock()))
+        step = Step(status=status, generation=generation, now=self._clock())
         step.not_ready(Phase.FAILED, Reason.INVALID_SPEC, f"invalid spec: {message}")
         if previous.message != status.message:
             step.events.append(Event("Warning", Reason.INVALID_SPEC.value, status.message))
         self.metrics.set_phase(key, status.phase)
-        return Outcome(status, None, tuple(step.events))
+        return step.outcome()
 
     def _reconcile(
         self, workload: Workload, generation: int | None, previous: MLModelStatus
@@ -190,15 +126,15 @@ class Reconciler:
         if new_generation:
             # A new spec gets a fresh start, as the kubelet resets back-off on a pod change.
             status.consecutive_failures = 0
-        step = _Step(status=status, generation=generation, at=_timestamp(now))
+        step = Step(status=status, generation=generation, now=now)
         spec = workload.spec
         try:
             runner = self._runner_for(spec.runner)
             if spec.suspend:
                 return self._suspend(step, runner, workload)
-            outcome = self._run(step, runner, workload, now)
+            outcome = self._run(step, runner, workload)
         except errors.RunnerError as error:
-            return self._failed(step, workload, error, now)
+            return self._failed(step, error)
         outcome = _waiting_for_debug_ports(outcome)
         # A runner that names the workload after its owner (Kubernetes: the Deployment is
         # the MLModel's name) never holds two for one owner: an id change patches the one in
@@ -207,7 +143,7 @@ class Reconciler:
             runner, "one_workload_per_owner", False
         ):
             try:
-                retired = self._retire_old_ids(runner, workload, outcome.status)
+                retired = resync.retire_old_ids(runner, workload, outcome.status)
             except errors.RunnerError:
                 # The model runs; the old workload goes at the next look (or the resync).
                 retry = min(outcome.requeue_after or UNAVAILABLE_RETRY, UNAVAILABLE_RETRY)
@@ -215,7 +151,7 @@ class Reconciler:
             return Outcome(outcome.status, outcome.requeue_after, (*outcome.events, *retired))
         return outcome
 
-    def _suspend(self, step: _Step, runner: Runner, workload: Workload) -> Outcome:
+    def _suspend(self, step: Step, runner: Runner, workload: Workload) -> Outcome:
         """Apply the suspended workload: the runner decides what suspended means.
 
         The Docker runner removes the container; the Kubernetes runner scales its Deployment
@@ -237,18 +173,19 @@ class Reconciler:
         step.condition(ConditionType.CONTAINER_RUNNING, False, Reason.SUSPENDED)
         # Pods still terminating: look again until the runner reports them gone.
         requeue = None if applied.state in (State.REMOVED, State.MISSING) else STARTING_RETRY
-        return Outcome(step.status, requeue, tuple(step.events))
+        return step.outcome(requeue)
 
-    def _run(self, step: _Step, runner: Runner, workload: Workload, now: float) -> Outcome:
+    def _run(self, step: Step, runner: Runner, workload: Workload) -> Outcome:
+        now = step.now
         previous_id = step.status.runner.workload_id if step.status.runner else None
         previous_revision = step.status.runner.revision if step.status.runner else None
         observed = runner.observe(workload)
         self._take_restart_count(step, observed)
         before_exit = (step.status.consecutive_failures, step.status.last_failure)
         if observed.state == State.EXITED:
-            self._record_exit(step, observed, now)
+            self._record_exit(step, observed)
         elif observed.rollout is not None and observed.rollout.termination is not None:
-            self._record_rollout_exit(step, observed.rollout, now)
+            updates.record_exit(step, observed.rollout)
         elif observed.state == State.MISSING and previous_id and step.status.phase in _UP:
             self._disappeared(step, observed)
         wait = self._backoff_remaining(step.status, now)
@@ -257,7 +194,7 @@ class Reconciler:
                 step.status.updating or observed.rollout is not None
             ):
                 # The new revision failed; the serving one is not touched while it waits.
-                return self._update_backing_off(step, runner, observed, wait)
+                return updates.backing_off(step, runner.type, observed, wait)
             return self._backing_off(step, workload, observed, wait)
 
         applied = runner.apply(workload)
@@ -291,37 +228,36 @@ class Reconciler:
             Reason.IMAGE_PULLED if applied.image_pulled else Reason.IMAGE_PRESENT,
             workload.spec.container.image,
         )
-        step.status.runner = _details(runner.type, applied)
+        step.status.runner = runner_details(runner.type, applied)
         self._debug_condition(step, runner, workload, applied)
         if applied.problem is not None:
             return self._problem(step, applied.problem)
         if applied.state == State.EXITED:
-            self._record_exit(step, applied, now)
+            self._record_exit(step, applied)
             wait = self.backoff.delay(step.status.consecutive_failures)
             return self._backing_off(step, workload, applied, wait)
         if applied.state == State.RUNNING and applied.rollout is not None:
-            return self._updating(step, runner, workload, applied, now)
+            return self._updating(step, runner, workload, applied)
         if applied.state == State.RUNNING:
-            self._updated(step, applied, previous_revision)
-            return self._running(step, runner, workload, applied, now)
+            updates.updated(step, applied, previous_revision)
+            return self._running(step, runner, workload, applied)
         step.condition(ConditionType.CONTAINER_RUNNING, False, Reason.CONTAINER_CREATING)
         step.not_ready(
             Phase.STARTING, Reason.CONTAINER_CREATING, applied.message or "container is starting"
         )
-        return Outcome(step.status, STARTING_RETRY, tuple(step.events))
+        return step.outcome(STARTING_RETRY)
 
     def _running(
         self,
-        step: _Step,
+        step: Step,
         runner: Runner,
         workload: Workload,
         applied: RunnerStatus,
-        now: float,
         *,
         updating: bool = False,
     ) -> Outcome:
-        status = step.status
-        started = _seconds(applied.started_at) if applied.started_at else now
+        status, now = step.status, step.now
+        started = timestamps.parse(applied.started_at) if applied.started_at else now
         # (While an update runs, the failures are the new revision's, not this workload's.)
         if (
             status.consecutive_failures
@@ -341,7 +277,7 @@ class Reconciler:
             status.phase = Phase.STARTING
             status.message = "container started; waiting to see it stay up"
             step.condition(ConditionType.READY, False, Reason.CONTAINER_STARTING, status.message)
-            return Outcome(status, max(self.min_ready - up, 0.05), tuple(step.events))
+            return step.outcome(max(self.min_ready - up, 0.05))
         probe = workload.spec.container.readiness_probe
         requeue: float | None = None
         if status.consecutive_failures:
@@ -351,17 +287,13 @@ class Reconciler:
             status.phase = Phase.RUNNING
             status.message = ""
             step.condition(ConditionType.READY, True, Reason.RUNNING, "container is running")
-            return Outcome(status, requeue, tuple(step.events))
+            return step.outcome(requeue)
         requeue = min(requeue or probe.period_seconds, probe.period_seconds)
         if now - started < probe.initial_delay_seconds:
             status.phase = Phase.STARTING
             status.message = "waiting for initialDelaySeconds before the first probe"
             step.condition(ConditionType.READY, False, Reason.PROBE_PENDING, status.message)
-            return Outcome(
-                status,
-                min(requeue, probe.initial_delay_seconds - (now - started)),
-                tuple(step.events),
-            )
+            return step.outcome(min(requeue, probe.initial_delay_seconds - (now - started)))
         result = runner.probe(workload, applied)
         was_ready = status.ready
         if result.ok:
@@ -374,158 +306,35 @@ class Reconciler:
             step.condition(ConditionType.READY, False, Reason.PROBE_FAILED, status.message)
             if was_ready:
                 step.events.append(Event("Warning", "Unhealthy", status.message))
-        return Outcome(status, requeue, tuple(step.events))
-
-    # --- updates: a new revision behind the serving workload ---------------------------
+        return step.outcome(requeue)
 
     def _updating(
-        self, step: _Step, runner: Runner, workload: Workload, applied: RunnerStatus, now: float
+        self, step: Step, runner: Runner, workload: Workload, applied: RunnerStatus
     ) -> Outcome:
         """The serving workload keeps serving while the runner brings the new revision up.
 
         A model that was Ready stays Ready (it is not probed against the new spec); one that
         was not is judged as usual. The ``Updating`` condition says how the update goes; a
         failed attempt (crash, image, create) counts towards the back-off of the new
-        revision only.
+        revision only (see ``updates``).
         """
         rollout = applied.rollout
         assert rollout is not None
-        status = step.status
-        was_ready = status.ready
-        if rollout.problem is not None and rollout.termination is None:
-            self._record_rollout_problem(step, rollout.problem)
-        elif rollout.termination is not None:
-            self._record_rollout_exit(step, rollout, now)
+        was_ready = step.status.ready
+        updates.record_failure(step, rollout)
         if was_ready:
-            step.condition(
-                ConditionType.CONTAINER_RUNNING, True, Reason.RUNNING, applied.workload_name or ""
-            )
-            status.endpoints = list(applied.endpoints)
-            status.debug_endpoints = list(applied.debug_endpoints)
-            status.phase = Phase.RUNNING
-            step.condition(
-                ConditionType.READY,
-                True,
-                _kept_reason(status),
-                f"{applied.workload_name} keeps serving while the update runs",
-            )
-            outcome = Outcome(status, None, ())
+            outcome = updates.keep_serving(step, applied)
         else:
-            outcome = self._running(step, runner, workload, applied, now, updating=True)
+            outcome = self._running(step, runner, workload, applied, updating=True)
         wait: float | None = rollout.recheck_after
         if rollout.problem is not None:
-            wait = max(self._backoff_remaining(status, now), self.backoff.base)
-        self._updating_condition(step, applied, wait)
-        requeue = _sooner(outcome.requeue_after, wait if wait is not None else STARTING_RETRY)
-        return Outcome(status, requeue, tuple(step.events))
-
-    def _update_backing_off(
-        self, step: _Step, runner: Runner, observed: RunnerStatus, wait: float
-    ) -> Outcome:
-        """Between attempts at a failing new revision: the serving workload stays as it was."""
-        step.status.runner = _details(runner.type, observed)
-        self._updating_condition(step, observed, wait)
-        return Outcome(step.status, max(wait, 0.05), tuple(step.events))
-
-    def _updating_condition(
-        self, step: _Step, serving: RunnerStatus, retry_in: float | None
-    ) -> None:
-        status = step.status
-        rollout = serving.rollout
-        keeps = f"{serving.workload_name} keeps serving"
-        failure = status.last_failure
-        if rollout is not None and rollout.waiting is not None:
-            reason, what = rollout.waiting.reason, rollout.waiting.message
-        elif rollout is not None and rollout.problem is None:
-            reason = Reason.NEW_REVISION_STARTING
-            what = rollout.message or "the new revision is starting"
-        else:
-            # The new revision failed (this time or the last): say why, and when it is retried.
-            why = (
-                rollout.problem.message
-                if rollout is not None and rollout.problem is not None
-                else failure.message
-                if failure is not None
-                else "the new revision failed"
-            )
-            crash_loop = status.consecutive_failures >= 2
-            reason = (
-                Reason.CRASH_LOOP
-                if crash_loop
-                else rollout.problem.reason
-                if rollout is not None and rollout.problem is not None
-                else failure.reason
-                if failure is not None
-                else Reason.START_FAILED
-            )
-            retry = f"; retrying in {retry_in:.0f}s" if retry_in is not None else ""
-            what = f"the update failed: {why}{retry} (failure {status.consecutive_failures})"
-        message = f"{what}; {keeps}"
-        if not status.updating:
-            step.events.append(
-                Event(
-                    "Normal",
-                    "Updating",
-                    f"Bringing up the new revision behind {serving.workload_name}",
-                )
-            )
-        step.condition(ConditionType.UPDATING, True, reason, message)
-        status.message = f"updating: {message}"
-
-    def _updated(self, step: _Step, applied: RunnerStatus, previous_revision: str | None) -> None:
-        """No update runs (any more): the Updating condition says so, and how the last went.
-
-        A replacement for a new revision always leaves its word here (with or without a gap:
-        a model whose host ports only one container can bind is replaced in place).
-        """
-        replaced = (
-            applied.action == Action.REPLACED
-            and previous_revision is not None
-            and applied.revision != previous_revision
+            wait = max(self._backoff_remaining(step.status, step.now), self.backoff.base)
+        updates.updating_condition(step, applied, wait)
+        return step.outcome(
+            _sooner(outcome.requeue_after, wait if wait is not None else STARTING_RETRY)
         )
-        if step.status.condition(ConditionType.UPDATING) is None and not replaced:
-            return
-        if step.status.updating and applied.action == Action.REPLACED:
-            step.events.append(
-                Event("Normal", "Updated", f"{applied.workload_name} took over without a gap")
-            )
-        message = (applied.message if replaced else "") or (
-            f"{applied.workload_name} runs the current spec"
-        )
-        step.condition(ConditionType.UPDATING, False, Reason.UP_TO_DATE, message)
 
-    def _record_rollout_exit(self, step: _Step, rollout: Rollout, now: float) -> None:
-        """Count the new revision's death once (by its workload id) for its back-off."""
-        status = step.status
-        last = status.last_failure
-        if last is not None and rollout.workload_id and last.workload_id == rollout.workload_id:
-            return
-        ended = rollout.termination
-        oom = ended is not None and ended.oom_killed
-        reason = Reason.OOM_KILLED if oom else Reason.CONTAINER_EXITED
-        message = rollout.problem.message if rollout.problem else f"{rollout.workload_name} ended"
-        status.consecutive_failures += 1
-        status.last_failure = Failure(
-            reason=reason,
-            message=message,
-            time=(ended.finished_at if ended is not None else None) or _timestamp(now),
-            exit_code=ended.exit_code if ended is not None else None,
-            oom_killed=oom,
-            workload_id=rollout.workload_id,
-        )
-        step.events.append(Event("Warning", reason.value, f"update: {message}"))
-
-    def _record_rollout_problem(self, step: _Step, problem: Problem) -> None:
-        """The new revision could not be started (its image, its create): one more failure."""
-        status = step.status
-        last = status.last_failure
-        repeated = last is not None and last.reason == problem.reason and not last.workload_id
-        status.consecutive_failures += 1
-        status.last_failure = Failure(reason=problem.reason, message=problem.message, time=step.at)
-        if not repeated:
-            step.events.append(Event("Warning", problem.reason.value, f"update: {problem.message}"))
-
-    def _runner_ready(self, step: _Step, applied: RunnerStatus, up: float) -> Outcome:
+    def _runner_ready(self, step: Step, applied: RunnerStatus, up: float) -> Outcome:
         """The runner judges readiness itself (a rollout): its verdict replaces the probe."""
         status = step.status
         if applied.ready:
@@ -540,13 +349,13 @@ class Reconciler:
                 if status.consecutive_failures
                 else None
             )
-            return Outcome(status, requeue, tuple(step.events))
+            return step.outcome(requeue)
         status.phase = Phase.STARTING
         status.message = applied.message or "waiting for the workload to become ready"
         step.condition(ConditionType.READY, False, Reason.CONTAINER_STARTING, status.message)
-        return Outcome(status, STARTING_RETRY, tuple(step.events))
+        return step.outcome(STARTING_RETRY)
 
-    def _problem(self, step: _Step, problem: Problem) -> Outcome:
+    def _problem(self, step: Step, problem: Problem) -> Outcome:
         """The runner says why the workload does not serve, and keeps working on it itself.
 
         Failed with the runner's reason; nothing is counted towards the back-off (the runner
@@ -560,9 +369,9 @@ class Reconciler:
         step.not_ready(Phase.FAILED, problem.reason, problem.message)
         if was is None or was.reason != problem.reason:
             step.events.append(Event("Warning", problem.reason.value, problem.message))
-        return Outcome(status, PROBLEM_RETRY, tuple(step.events))
+        return step.outcome(PROBLEM_RETRY)
 
-    def _disappeared(self, step: _Step, observed: RunnerStatus) -> None:
+    def _disappeared(self, step: Step, observed: RunnerStatus) -> None:
         """The workload that was up went away without exiting (removed outside us): one
         restart, and a word to the user that it is being recreated."""
         if observed.restart_count is None:
@@ -570,7 +379,7 @@ class Reconciler:
             self.metrics.restarts.inc()
         step.events.append(_recreating(observed))
 
-    def _take_restart_count(self, step: _Step, observed: RunnerStatus) -> None:
+    def _take_restart_count(self, step: Step, observed: RunnerStatus) -> None:
         """A runner that counts restarts itself (pods) has the last word on the count."""
         if observed.restart_count is None:
             return
@@ -579,11 +388,10 @@ class Reconciler:
             self.metrics.restarts.inc(grown)
         step.status.restart_count = observed.restart_count
 
-    def _record_exit(self, step: _Step, observed: RunnerStatus, now: float) -> None:
+    def _record_exit(self, step: Step, observed: RunnerStatus) -> None:
         """Count a workload's death once (by workload id) and remember how it died."""
         status = step.status
-        last = status.last_failure
-        if last is not None and last.workload_id == observed.workload_id and observed.workload_id:
+        if step.counted(observed.workload_id):
             return
         if observed.restart_count is None:
             status.restart_count += 1
@@ -593,31 +401,23 @@ class Reconciler:
         ended = observed.termination
         oom = ended is not None and ended.oom_killed
         code = ended.exit_code if ended is not None else None
-        reason = Reason.OOM_KILLED if oom else Reason.CONTAINER_EXITED
         how = "was OOM-killed" if oom else f"exited with code {code}"
         message = f"container {observed.workload_name} {how}"
         if observed.message:
             message += f": {observed.message}"
-        status.last_failure = Failure(
-            reason=reason,
-            message=message,
-            time=(ended.finished_at if ended is not None else None) or _timestamp(now),
-            exit_code=code,
-            oom_killed=oom,
-            workload_id=observed.workload_id,
-        )
-        step.events.append(Event("Warning", reason.value, message))
+        status.last_failure = step.exit_failure(ended, message, observed.workload_id)
+        step.events.append(Event("Warning", status.last_failure.reason.value, message))
 
     def _backoff_remaining(self, status: MLModelStatus, now: float) -> float:
         if not status.consecutive_failures or status.last_failure is None:
             return 0.0
         # A failure stamped a moment ahead of this clock (the engine's clock, rounding) is
         # one that just happened, not one still to come.
-        since = max(0.0, now - _seconds(status.last_failure.time))
+        since = max(0.0, now - timestamps.parse(status.last_failure.time))
         return max(0.0, self.backoff.delay(status.consecutive_failures) - since)
 
     def _backing_off(
-        self, step: _Step, workload: Workload, observed: RunnerStatus, wait: float
+        self, step: Step, workload: Workload, observed: RunnerStatus, wait: float
     ) -> Outcome:
         status = step.status
         failure = status.last_failure
@@ -630,7 +430,7 @@ class Reconciler:
         )
         message = f"{why}; restarting in {wait:.0f}s (failure {status.consecutive_failures})"
         if observed.state == State.EXITED:
-            status.runner = _details(
+            status.runner = runner_details(
                 status.runner.type if status.runner else workload.spec.runner, observed
             )
             oom = observed.termination is not None and observed.termination.oom_killed
@@ -643,10 +443,10 @@ class Reconciler:
         step.not_ready(Phase.FAILED, reason, message)
         if crash_loop and step.counted_failure:
             step.events.append(Event("Warning", "BackOff", message))
-        return Outcome(status, max(wait, 0.05), tuple(step.events))
+        return step.outcome(max(wait, 0.05))
 
     def _debug_condition(
-        self, step: _Step, runner: Runner, workload: Workload, applied: RunnerStatus
+        self, step: Step, runner: Runner, workload: Workload, applied: RunnerStatus
     ) -> None:
         debug = applied.debug
         if not workload.spec.debug:
@@ -682,9 +482,7 @@ class Reconciler:
                 debug.message or "the debug ports are not published",
             )
 
-    def _failed(
-        self, step: _Step, workload: Workload, error: errors.RunnerError, now: float
-    ) -> Outcome:
+    def _failed(self, step: Step, error: errors.RunnerError) -> Outcome:
         status = step.status
         previous_message = status.message
         self.metrics.runner_errors.labels(error=type(error).__name__).inc()
@@ -700,7 +498,7 @@ class Reconciler:
                 step.events.append(
                     Event("Warning", Reason.RUNNER_UNAVAILABLE.value, status.message)
                 )
-            return Outcome(status, None, tuple(step.events))
+            return step.outcome()
         if isinstance(error, errors.RunnerUnavailable):
             # Not the model's fault: nothing known, nothing counted; look again soon.
             status.phase = Phase.PENDING if status.phase != Phase.STOPPED else status.phase
@@ -711,25 +509,16 @@ class Reconciler:
             step.condition(
                 ConditionType.CONTAINER_RUNNING, None, Reason.RUNNER_UNAVAILABLE, status.message
             )
-            return Outcome(status, UNAVAILABLE_RETRY, tuple(step.events))
+            return step.outcome(UNAVAILABLE_RETRY)
         reason = _REASONS.get(type(error), Reason.START_FAILED)
         if isinstance(error, (errors.ImageNotFound, errors.ImagePullFailed)):
             step.condition(ConditionType.IMAGE_READY, False, reason, error.message)
         step.condition(ConditionType.CONTAINER_RUNNING, False, reason, error.message)
-        repeated = (
-            status.last_failure is not None
-            and status.last_failure.reason == reason
-            and not (status.last_failure.workload_id)
-        )
-        status.consecutive_failures += 1
-        status.last_failure = Failure(reason=reason, message=error.message, time=step.at)
+        step.count_failure(reason, error.message)
         step.not_ready(Phase.FAILED, reason, error.message)
-        if not repeated:
-            step.events.append(Event("Warning", reason.value, error.message))
         if not error.retryable:
-            return Outcome(status, None, tuple(step.events))
-        wait = max(self.backoff.delay(status.consecutive_failures), self.backoff.base)
-        return Outcome(status, wait, tuple(step.events))
+            return step.outcome()
+        return step.outcome(max(self.backoff.delay(status.consecutive_failures), self.backoff.base))
 
     # --- deletion and garbage collection ---------------------------------------------
 
@@ -749,47 +538,9 @@ class Reconciler:
         *,
         scope: Callable[[OwnedWorkload], bool] = lambda _: True,
     ) -> Resync:
-        """The safety net for missed events, in one listing of the runner's workloads.
-
-        ``statuses`` maps the owner uid of each model served to its last status. A model is
-        stale (to be reconciled) unless what runs matches its status: Running with the same
-        container, still running; Stopped with none. So a resync of steady models costs one
-        request, however many there are. Only workloads in ``scope`` are looked at: the
-        front end's own (the operator: its namespaces; local mode: made from its manifests
-        and not held by an invalid one). Those whose owner is not among ``live_uids()`` are
-        removed — listed before the owners, so that a model created in between can never
-        lose its new workload.
-
-        One workload per owner: an owner may briefly have two (its id changed; the old
-        workload goes once the new one runs). When the status says the model runs and its
-        workload is listed running, the owner's other workloads are removed here too;
-        otherwise the model is stale and its reconcile finishes the hand-over. While an
-        update runs (``Updating``), two are expected (the serving one and the new revision):
-        the model's own reconcile moves it on, the resync removes neither.
-        """
-        owned = [o for o in runner.list_owned() if scope(o)]
-        by_owner: dict[str, list[OwnedWorkload]] = {}
-        for o in owned:
-            by_owner.setdefault(o.owner.uid, []).append(o)
-        stale: set[str] = set()
-        extras: list[OwnedWorkload] = []
-        for uid, status in statuses.items():
-            group = by_owner.get(uid, [])
-            current = _current(status, group)
-            if len(group) > 1 and status is not None and status.updating:
-                continue  # its reconcile is already looking at it (a requeue is due)
-            if len(group) > 1 and current is not None and _in_sync(status, current):
-                extras.extend(o for o in group if o is not current)
-            elif len(group) > 1 or not _in_sync(status, group[0] if group else None):
-                stale.add(uid)
-        if not owned:
-            return Resync(frozenset(stale), ())
-        live = live_uids()
-        orphans = tuple(o for o in owned if o.owner.uid not in live)
-        removed = (*orphans, *(o for o in extras if o not in orphans))
-        for workload in removed:
-            runner.remove_owned(workload)
-        return Resync(frozenset(stale), removed)
+        """The safety net for missed events (see ``resync.run``): stale models, orphans and
+        an owner's extra workloads (removed), in one listing of the runner's workloads."""
+        return resync.run(runner, statuses, live_uids, scope=scope)
 
     def collect_garbage(
         self,
@@ -800,65 +551,6 @@ class Reconciler:
     ) -> list[OwnedWorkload]:
         """Remove the workloads in ``scope`` whose owner is not alive (see ``resync``)."""
         return list(self.resync(runner, {}, live_uids, scope=scope).removed)
-
-    def _retire_old_ids(
-        self, runner: Runner, workload: Workload, status: MLModelStatus
-    ) -> list[Event]:
-        """Remove the owner's workloads of other ids (its ``spec.id`` changed): one per owner.
-
-        Called once the workload of the current id runs, so a rename never leaves the model
-        without a server. Only workloads of the same source are touched (local mode: the
-        same manifest file; the operator records none), never the one that serves.
-
-        For a runner that brings the new id up beside the old one and reports it as the
-        model's workload; runners with ``one_workload_per_owner`` (Docker, Kubernetes) hand
-        over themselves and are not asked. Never while an update runs (``Updating``): the
-        old workload is then the serving one.
-        """
-        if status.updating:
-            return []
-        serving = status.runner.workload_id if status.runner else None
-        events = []
-        for owned in runner.list_owned():
-            if (
-                owned.owner.uid == workload.owner.uid
-                and owned.model_id != workload.spec.id
-                and owned.source == workload.source
-                and owned.workload_id != serving
-            ):
-                runner.remove_owned(owned)
-                events.append(
-                    Event(
-                        "Normal",
-                        "Removed",
-                        f"Removed workload {owned.workload_name} of the old id "
-                        f"{owned.model_id} (the model runs as {workload.spec.id})",
-                    )
-                )
-        return events
-
-
-def _current(status: MLModelStatus | None, group: list[OwnedWorkload]) -> OwnedWorkload | None:
-    """The workload ``status`` describes among an owner's workloads."""
-    if status is None or status.runner is None or not status.runner.workload_id:
-        return None
-    return next((o for o in group if o.workload_id == status.runner.workload_id), None)
-
-
-def _in_sync(status: MLModelStatus | None, found: OwnedWorkload | None) -> bool:
-    """Whether the workload the runner lists is the one ``status`` describes."""
-    if status is None:
-        return False
-    if status.phase == Phase.STOPPED:
-        # Suspended: nothing, or a workload scaled to nothing (a Kubernetes Deployment at 0).
-        return found is None or found.state == State.REMOVED
-    return (
-        status.phase == Phase.RUNNING
-        and found is not None
-        and found.state == State.RUNNING
-        and status.runner is not None
-        and found.workload_id == status.runner.workload_id
-    )
 
 
 def _waiting_for_debug_ports(outcome: Outcome) -> Outcome:
@@ -929,29 +621,6 @@ _REASONS: dict[type[errors.RunnerError], Reason] = {
 }
 
 
-def _kept_reason(status: MLModelStatus) -> Reason:
-    """The Ready reason a model keeps while an update runs behind it."""
-    ready = status.condition(ConditionType.READY)
-    return ready.reason if ready is not None else Reason.RUNNING
-
-
 def _sooner(first: float | None, second: float | None) -> float | None:
     known = [value for value in (first, second) if value is not None]
     return min(known) if known else None
-
-
-def _details(runner_type: str, observed: RunnerStatus) -> RunnerDetails:
-    """``status.runner``: the named facts every runner reports, then the runner's own keys."""
-    ended = observed.termination if observed.state == State.EXITED else None
-    return RunnerDetails.model_validate(
-        {
-            **observed.details,
-            "type": runner_type,
-            "workloadId": observed.workload_id,
-            "revision": observed.revision,
-            "startedAt": observed.started_at,
-            "exitCode": ended.exit_code if ended else None,
-            "oomKilled": ended.oom_killed if ended else None,
-            "finishedAt": ended.finished_at if ended else None,
-        }
-    )

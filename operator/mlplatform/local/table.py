@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from mlplatform.local.desired import DesiredModel
+from mlplatform.models import timestamps
 from mlplatform.models.status import ConditionType, MLModelStatus
 from mlplatform.runners.base import OwnedWorkload, Owner
 
@@ -114,7 +114,7 @@ def created_at(row: Row) -> float:
         started = runner.get("startedAt")
     if isinstance(started, str):
         try:
-            return datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+            return timestamps.parse(started)
         except ValueError:
             pass
     return row.since
@@ -177,7 +177,7 @@ def _item(row: Row) -> dict[str, Any]:
         "name": row.owner.name,
         "namespace": row.owner.namespace,
         "uid": row.owner.uid,
-        "creationTimestamp": _timestamp(row.since),
+        "creationTimestamp": timestamps.rfc3339(row.since),
         "annotations": {SOURCE_ANNOTATION: row.source},
     }
     if row.model is not None:
@@ -189,7 +189,3 @@ def _item(row: Row) -> dict[str, Any]:
         "spec": row.model.workload.spec.to_wire() if row.model else {"id": row.model_id},
         "status": row.status.to_wire() if row.status else {},
     }
-
-
-def _timestamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

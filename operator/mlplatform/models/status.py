@@ -7,11 +7,12 @@ them, so ``lastTransitionTime`` moves only when ``status`` does.
 
 from __future__ import annotations
 
-import datetime
 import enum
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from mlplatform.models import timestamps
 
 
 class Phase(enum.StrEnum):
@@ -170,11 +171,6 @@ class MLModelStatus(_Wire):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def now() -> str:
-    """An RFC 3339 timestamp in UTC, second precision, as Kubernetes writes them."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def set_condition(
     conditions: list[Condition],
     kind: ConditionType,
@@ -190,7 +186,7 @@ def set_condition(
     transition = (
         previous.last_transition_time
         if previous is not None and previous.status == status
-        else (at or now())
+        else (at or timestamps.now())
     )
     updated = Condition(
         type=kind,

@@ -1,1 +1,2 @@
-"""Runners: the interface (``base``) and its backends. Only ``docker_runner`` imports docker."""
+"""Runners: the interface (``base``) and its backends. Only the ``docker_*`` modules import
+docker; only ``kubernetes`` imports kubernetes."""

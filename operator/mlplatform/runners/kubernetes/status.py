@@ -20,9 +20,11 @@ runs. The rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlplatform.models import timestamps
 from mlplatform.models.status import Reason
 from mlplatform.runners import base
 from mlplatform.runners.kubernetes import plan
@@ -75,7 +77,16 @@ def current_pods(deployment: Obj, pods: Sequence[Obj]) -> list[Obj]:
         and ((pod.get("metadata") or {}).get("annotations") or {}).get(plan.ANNOTATION_SPEC_HASH)
         == wanted
     ]
-    return sorted(found, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")))
+    return sorted(found, key=_created)
+
+
+def _created(pod: Obj) -> float:
+    """When the pod was created (oldest first); one without a readable time sorts last."""
+    stamp = (pod.get("metadata") or {}).get("creationTimestamp")
+    try:
+        return timestamps.parse(stamp) if isinstance(stamp, str) else math.inf
+    except ValueError:
+        return math.inf
 
 
 def _model_container(pod: Obj) -> Obj:
