@@ -346,6 +346,34 @@ async def test_a_new_revision_that_crash_loops_leaves_the_old_pod_serving_and_re
     assert fresh.problem is not None and fresh.problem.reason == Reason.CRASH_LOOP
 
 
+async def test_a_larger_storage_setting_grows_the_claim_a_smaller_one_leaves_it(env: Env) -> None:
+    await env.call(env.runner.apply, workload())
+
+    async def size() -> str:
+        claim = await env.cluster.get_object("PersistentVolumeClaim", NS, "iris-storage")
+        assert claim is not None
+        return str(claim["spec"]["resources"]["requests"]["storage"])
+
+    assert await size() == "1Gi"
+    bigger = env.new_runner(
+        Settings.load(
+            {"RUNNERS_KUBERNETES_MODELS_CLAIM": "weights", "RUNNERS_KUBERNETES_STORAGE_SIZE": "2Gi"}
+        )
+    )
+    await env.call(bigger.apply, workload())
+    assert await size() == "2Gi"
+    smaller = env.new_runner(
+        Settings.load(
+            {
+                "RUNNERS_KUBERNETES_MODELS_CLAIM": "weights",
+                "RUNNERS_KUBERNETES_STORAGE_SIZE": "512Mi",
+            }
+        )
+    )
+    await env.call(smaller.apply, workload())
+    assert await size() == "2Gi"  # a claim never shrinks
+
+
 async def test_suspend_scales_to_zero_and_keeps_the_service_and_the_claim(env: Env) -> None:
     await env.call(env.runner.apply, workload())
     await env.sim.rollout_done(NS, "iris")

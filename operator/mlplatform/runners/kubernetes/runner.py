@@ -35,6 +35,7 @@ from typing import Any
 
 from mlplatform import errors
 from mlplatform.config import Settings
+from mlplatform.models import quantities
 from mlplatform.runners import base
 from mlplatform.runners.kubernetes import api, drift, plan, watch
 from mlplatform.runners.kubernetes import status as status_module
@@ -80,7 +81,9 @@ class KubernetesRunner:
         made = self.plan_for(workload)
         actions: list[base.Action] = []
         if made.claim is not None and made.claim_name is not None:
-            actions.append(self._converge(api.CLAIM, made.claim, workload.owner)[0])
+            claim_action, claim = self._converge(api.CLAIM, made.claim, workload.owner)
+            actions.append(claim_action)
+            self._grow_claim(made.claim, claim)
         deployment_action, deployment = self._converge(
             api.DEPLOYMENT,
             made.deployment,
@@ -256,6 +259,35 @@ class KubernetesRunner:
         log.info("Patched %s %s/%s back to the plan: %s", kind, namespace, name, drifted[:5])
         return base.Action.REPLACED, patched
 
+    def _grow_claim(self, desired: dict[str, Any], live: dict[str, Any]) -> None:
+        """Ask for the storage size the settings say when it is more than the claim has.
+
+        A claim only grows (Kubernetes refuses to shrink one), and only where its
+        StorageClass allows expansion: a refusal is logged, the model keeps running on the
+        claim it has."""
+        want, have = _storage_request(desired), _storage_request(live)
+        want_bytes = quantities.parse_memory(want) if want else None
+        have_bytes = quantities.parse_memory(have) if have else None
+        if want_bytes is None or have_bytes is None or want_bytes <= have_bytes:
+            return
+        meta = live.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        ops = [{"op": "add", "path": "/spec/resources/requests/storage", "value": want}]
+        try:
+            self._write(
+                api.CLAIM,
+                live,
+                namespace,
+                name,
+                lambda: self._api.patch(api.CLAIM, namespace, name, ops),
+            )
+        except (errors.RunnerError, api.NotFound, api.Conflict) as error:
+            log.warning(
+                "Could not grow claim %s/%s from %s to %s: %s", namespace, name, have, want, error
+            )
+            return
+        log.info("Asked to grow claim %s/%s from %s to %s", namespace, name, have, want)
+
     def _check_ownership(self, kind: str, live: dict[str, Any], owner: base.Owner) -> None:
         """Refuse to touch an object of the model's name that is not ours."""
         name = (live.get("metadata") or {}).get("name")
@@ -346,6 +378,12 @@ class KubernetesRunner:
     def _labels(obj: dict[str, Any]) -> dict[str, str]:
         labels: dict[str, str] = (obj.get("metadata") or {}).get("labels") or {}
         return labels
+
+
+def _storage_request(claim: dict[str, Any]) -> str | None:
+    requests = ((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}
+    value = requests.get("storage")
+    return str(value) if value is not None else None
 
 
 def _selector(labels: dict[str, str]) -> str:
