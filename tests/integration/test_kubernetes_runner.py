@@ -58,6 +58,15 @@ async def env() -> AsyncIterator[Env]:
         client.close()
 
 
+# A Service of the model's name that someone else made.
+STRANGER = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "iris", "namespace": NS, "labels": {"app": "someone-else"}},
+    "spec": {"ports": [{"port": 80}]},
+}
+
+
 def workload(name: str = "iris", *, uid: str = "uid-iris-1", **changes: Any) -> base.Workload:
     container: dict[str, Any] = {
         "image": "registry.example.com/iris:1.0",
@@ -202,13 +211,7 @@ async def test_an_object_of_the_name_that_is_not_in_the_cache_is_still_a_conflic
 ) -> None:
     runner = env.new_runner()
     async with watching(runner):
-        stranger = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "iris", "namespace": NS, "labels": {"app": "someone-else"}},
-            "spec": {"ports": [{"port": 80}]},
-        }
-        await env.cluster.create_object("Service", stranger)
+        await env.cluster.create_object("Service", STRANGER)
         # The watches select managed objects only: the create answers 409, the runner reads.
         with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
             await env.call(runner.apply, workload())
@@ -465,13 +468,7 @@ async def test_a_hand_edited_deployment_and_service_are_patched_back(env: Env) -
 
 
 async def test_an_object_that_is_not_ours_is_a_conflict_and_left_alone(env: Env) -> None:
-    stranger = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "iris", "namespace": NS, "labels": {"app": "someone-else"}},
-        "spec": {"ports": [{"port": 80}]},
-    }
-    await env.cluster.create_object("Service", stranger)
+    await env.cluster.create_object("Service", STRANGER)
     with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
         await env.call(env.runner.apply, workload())
     service = await env.cluster.get_object("Service", NS, "iris")
