@@ -349,6 +349,44 @@ async def test_a_new_revision_that_crash_loops_leaves_the_old_pod_serving_and_re
     assert fresh.problem is not None and fresh.problem.reason == Reason.CRASH_LOOP
 
 
+async def test_a_patch_from_a_stale_copy_never_writes_over_an_object_made_again(
+    env: Env,
+) -> None:
+    runner = env.new_runner()
+    async with watching(runner):
+        await env.call(runner.apply, workload())
+        ours = await env.cluster.get_object("Deployment", NS, "iris")
+        assert ours is not None
+        # Someone deletes our Deployment and makes one of their own under its name; the
+        # runner's cache has not heard yet (its copy is put back as it was).
+        await env.cluster.delete_object("Deployment", NS, "iris")
+        stranger = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "iris",
+                "namespace": NS,
+                "labels": {"app": "someone-else"},
+                "annotations": {"owner": "someone-else"},
+            },
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "someone-else"}}},
+        }
+        await env.cluster.create_object("Deployment", stranger)
+        await until(
+            lambda: runner._cache.get("Deployment", NS, "iris") is None,
+            what="the deletion's event",
+        )
+        runner._cache.written("Deployment", ours, None)  # the stale copy
+        # A spec change: the patch computed from the stale copy is refused by the uid it
+        # carries, the runner reads the API server and finds someone else's Deployment.
+        with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
+            await env.call(runner.apply, workload(container={"ports": [8080, 9090]}))
+    theirs = await env.cluster.get_object("Deployment", NS, "iris")
+    assert theirs is not None
+    assert theirs["metadata"]["labels"] == {"app": "someone-else"}
+    assert theirs["spec"]["replicas"] == 3
+
+
 async def test_a_larger_storage_setting_grows_the_claim_a_smaller_one_leaves_it(env: Env) -> None:
     await env.call(env.runner.apply, workload())
 
