@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import kubernetes_burst
 from bench.stats import ratio
 
 # The targets of issue 6 (reported, never asserted in CI).
@@ -135,6 +136,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "note": ", ".join(f"N={r['n']}: {r['cpu_percent']}%" for r in idle),
                 }
             )
+    if results.get("kubernetes"):
+        rows += kubernetes_burst.targets(results["kubernetes"])
     return rows
 
 
@@ -345,8 +348,18 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"\n**{name}: {system.get('status')}** — {system.get('reason', '')}")
         elif system.get("warm_up") is not None:
             lines.append(f"\n{name}: process start to first model answering {system['warm_up']}s.")
+    lines += _kubernetes_section(results)
     lines.append("")
     return "\n".join(lines)
+
+
+def _kubernetes_section(results: dict[str, Any]) -> list[str]:
+    """The Kubernetes runner's own report, one heading level down (its targets are in the
+    table of targets too)."""
+    if not results.get("kubernetes"):
+        return []
+    section = kubernetes_burst.render(results["kubernetes"]).replace("\n# ", "\n## ")
+    return ["", "#" + section.rstrip("\n")]
 
 
 def _lifecycle_tables(systems: dict[str, Any]) -> list[str]:

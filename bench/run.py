@@ -24,7 +24,7 @@ from typing import Any
 import docker
 from tests.support.images import ensure_test_images
 
-from bench import lifecycle, report
+from bench import kubernetes_burst, lifecycle, report
 from bench.env import REPO, BenchEnv
 from bench.floor import Floor
 from bench.scenarios import Bench
@@ -47,10 +47,12 @@ class Plan:
     idle_settle: float
     lifecycle_n: int = 50  # local --once / --down and teardown (0: skip)
     update_reps: int = 3  # updates under load (0: skip)
+    kubernetes_n: int = 1000  # the Kubernetes runner's burst against the emulator (0: skip)
+    kubernetes_idle_window: float = 70.0
 
 
 FULL = Plan(10, (10, 50, 100), (2, 4, 8), (10, 50, 100), 10, (0, 50, 200), 60.0, 5.0)
-QUICK = Plan(5, (10, 20), (4, 8), (10, 20), 5, (0, 20), 31.0, 2.0, 50, 2)
+QUICK = Plan(5, (10, 20), (4, 8), (10, 20), 5, (0, 20), 31.0, 2.0, 50, 2, 200, 31.0)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -178,8 +180,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smaller N, shorter windows (< 5 min)")
     parser.add_argument(
         "--systems",
-        default="floor,local,operator",
-        help="comma-separated subset of floor,local,operator (default: all)",
+        default="floor,local,operator,kubernetes",
+        help="comma-separated subset of floor,local,operator,kubernetes (default: all)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="results folder (default: timestamped)"
@@ -251,6 +253,19 @@ def main(argv: list[str] | None = None) -> int:
                 results["systems"]["local"]["oneshot"] = _oneshot(
                     env, proxied, direct, images.http, plan.lifecycle_n
                 )
+        if "kubernetes" in selected and plan.kubernetes_n:
+            print(f"bench: kubernetes runner, N = {plan.kubernetes_n}", flush=True)
+            results["kubernetes"] = kubernetes_burst.measure(
+                env,
+                kubernetes_burst.parser().parse_args(
+                    [
+                        f"--n={plan.kubernetes_n}",
+                        f"--idle-window={plan.kubernetes_idle_window}",
+                        f"--idle-settle={plan.idle_settle}",
+                        f"--resync-interval={plan.kubernetes_idle_window - 1}",
+                    ]
+                ),
+            )
     finally:
         env.cleanup()
     results["machine"]["load_after"] = round(os.getloadavg()[0], 2)

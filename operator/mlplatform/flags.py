@@ -271,3 +271,15 @@ def _shown(default: Any) -> str | None:
 def _escape(text: str) -> str:
     """argparse formats help with ``%``: a literal one is doubled."""
     return text.replace("%", "%%")
+
+
+def workers() -> int:
+    """``--workers`` / ``MLPLATFORM_WORKERS``, the same for both front ends."""
+    return option(
+        8,
+        "--workers",
+        parse=argtypes.positive_int,
+        env="MLPLATFORM_WORKERS",
+        metavar="N",
+        help="models reconciled at the same time",
+    )

@@ -222,6 +222,22 @@ async def test_delete_needs_no_finalizer_and_removes_deployment_and_service() ->
         assert await cluster.get_object("PersistentVolumeClaim", NS, "iris-storage") is not None
 
 
+async def test_the_finalizer_follows_where_the_workload_lives_when_the_runner_changes() -> None:
+    async with workload_cluster() as cluster, kubernetes_operator_running(cluster, SETTINGS):
+        # A Docker model (its runner is off here: it only reports so) is held by a finalizer.
+        await cluster.create(mlmodel("iris", namespace=NS, spec={**spec(), "runner": "docker"}))
+
+        def finalizers(obj: dict[str, Any] | None) -> list[str]:
+            return list(((obj or {}).get("metadata") or {}).get("finalizers") or [])
+
+        await eventually(lambda: cluster.get(NS, "iris"), lambda o: bool(finalizers(o)), "held")
+        await cluster.patch(NS, "iris", {"spec": {"runner": "kubernetes"}})
+        await eventually(
+            lambda: cluster.get(NS, "iris"), lambda o: not finalizers(o), "finalizer removed"
+        )
+        await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
+
+
 async def test_a_model_deleted_while_no_operator_runs_goes_at_once_and_its_objects_later() -> None:
     async with workload_cluster() as cluster:
         async with kubernetes_operator_running(cluster, SETTINGS):

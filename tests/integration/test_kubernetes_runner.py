@@ -58,6 +58,15 @@ async def env() -> AsyncIterator[Env]:
         client.close()
 
 
+# A Service of the model's name that someone else made.
+STRANGER = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "iris", "namespace": NS, "labels": {"app": "someone-else"}},
+    "spec": {"ports": [{"port": 80}]},
+}
+
+
 def workload(name: str = "iris", *, uid: str = "uid-iris-1", **changes: Any) -> base.Workload:
     container: dict[str, Any] = {
         "image": "registry.example.com/iris:1.0",
@@ -202,13 +211,7 @@ async def test_an_object_of_the_name_that_is_not_in_the_cache_is_still_a_conflic
 ) -> None:
     runner = env.new_runner()
     async with watching(runner):
-        stranger = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "iris", "namespace": NS, "labels": {"app": "someone-else"}},
-            "spec": {"ports": [{"port": 80}]},
-        }
-        await env.cluster.create_object("Service", stranger)
+        await env.cluster.create_object("Service", STRANGER)
         # The watches select managed objects only: the create answers 409, the runner reads.
         with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
             await env.call(runner.apply, workload())
@@ -346,6 +349,72 @@ async def test_a_new_revision_that_crash_loops_leaves_the_old_pod_serving_and_re
     assert fresh.problem is not None and fresh.problem.reason == Reason.CRASH_LOOP
 
 
+async def test_a_patch_from_a_stale_copy_never_writes_over_an_object_made_again(
+    env: Env,
+) -> None:
+    runner = env.new_runner()
+    async with watching(runner):
+        await env.call(runner.apply, workload())
+        ours = await env.cluster.get_object("Deployment", NS, "iris")
+        assert ours is not None
+        # Someone deletes our Deployment and makes one of their own under its name; the
+        # runner's cache has not heard yet (its copy is put back as it was).
+        await env.cluster.delete_object("Deployment", NS, "iris")
+        stranger = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "iris",
+                "namespace": NS,
+                "labels": {"app": "someone-else"},
+                "annotations": {"owner": "someone-else"},
+            },
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "someone-else"}}},
+        }
+        await env.cluster.create_object("Deployment", stranger)
+        await until(
+            lambda: runner._cache.get("Deployment", NS, "iris") is None,
+            what="the deletion's event",
+        )
+        runner._cache.written("Deployment", ours, None)  # the stale copy
+        # A spec change: the patch computed from the stale copy is refused by the uid it
+        # carries, the runner reads the API server and finds someone else's Deployment.
+        with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
+            await env.call(runner.apply, workload(container={"ports": [8080, 9090]}))
+    theirs = await env.cluster.get_object("Deployment", NS, "iris")
+    assert theirs is not None
+    assert theirs["metadata"]["labels"] == {"app": "someone-else"}
+    assert theirs["spec"]["replicas"] == 3
+
+
+async def test_a_larger_storage_setting_grows_the_claim_a_smaller_one_leaves_it(env: Env) -> None:
+    await env.call(env.runner.apply, workload())
+
+    async def size() -> str:
+        claim = await env.cluster.get_object("PersistentVolumeClaim", NS, "iris-storage")
+        assert claim is not None
+        return str(claim["spec"]["resources"]["requests"]["storage"])
+
+    assert await size() == "1Gi"
+    bigger = env.new_runner(
+        Settings.load(
+            {"RUNNERS_KUBERNETES_MODELS_CLAIM": "weights", "RUNNERS_KUBERNETES_STORAGE_SIZE": "2Gi"}
+        )
+    )
+    await env.call(bigger.apply, workload())
+    assert await size() == "2Gi"
+    smaller = env.new_runner(
+        Settings.load(
+            {
+                "RUNNERS_KUBERNETES_MODELS_CLAIM": "weights",
+                "RUNNERS_KUBERNETES_STORAGE_SIZE": "512Mi",
+            }
+        )
+    )
+    await env.call(smaller.apply, workload())
+    assert await size() == "2Gi"  # a claim never shrinks
+
+
 async def test_suspend_scales_to_zero_and_keeps_the_service_and_the_claim(env: Env) -> None:
     await env.call(env.runner.apply, workload())
     await env.sim.rollout_done(NS, "iris")
@@ -437,13 +506,7 @@ async def test_a_hand_edited_deployment_and_service_are_patched_back(env: Env) -
 
 
 async def test_an_object_that_is_not_ours_is_a_conflict_and_left_alone(env: Env) -> None:
-    stranger = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "iris", "namespace": NS, "labels": {"app": "someone-else"}},
-        "spec": {"ports": [{"port": 80}]},
-    }
-    await env.cluster.create_object("Service", stranger)
+    await env.cluster.create_object("Service", STRANGER)
     with pytest.raises(errors.ContainerConflict, match="not managed by mlplatform"):
         await env.call(env.runner.apply, workload())
     service = await env.cluster.get_object("Service", NS, "iris")

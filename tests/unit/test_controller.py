@@ -430,6 +430,22 @@ def test_a_deleted_model_has_its_workload_removed_and_is_released(make: Any) -> 
     assert h.runner.count("apply", key) == applies, "a model being deleted is not reconciled"
 
 
+def test_a_new_object_of_a_released_name_is_a_deletion_of_its_own(make: Any) -> None:
+    h = make()  # not started: the released record is still there when the next one comes
+    first, second = Owner("models", "iris", "uid-1"), Owner("models", "iris", "uid-2")
+    h.models.found[first.key] = Deleting(first, None, 30.0)
+    released = h.controller.deletion(first.key)
+    h.controller.expire(released)  # released (given up) at once
+    assert released.future.done()
+    h.models.found[second.key] = Deleting(second, None, 30.0)
+    pending = h.controller.deletion(second.key)
+    assert pending is not released and not pending.future.done()
+    h.controller.start()
+    h.settle()
+    assert pending.future.result(timeout=0) == Released(True)
+    assert [key for key, _ in h.models.released_keys] == [first.key, second.key]
+
+
 def test_a_never_valid_model_is_released_without_a_runner_call(make: Any) -> None:
     h = make()
     owner = Owner("models", "bad", "uid-bad")

@@ -158,10 +158,11 @@ class Released:
 
 
 class Deletion:
-    """One key's deletion in progress; ``future`` resolves once the key is released."""
+    """One object's deletion in progress; ``future`` resolves once the key is released."""
 
-    def __init__(self, key: str, timeout: float | None, deadline: float | None) -> None:
+    def __init__(self, key: str, uid: str, timeout: float | None, deadline: float | None) -> None:
         self.key = key
+        self.uid = uid  # a later object of the same name is another deletion
         self.timeout = timeout
         self.deadline = deadline
         self.future: Future[Released] = Future()
@@ -365,16 +366,17 @@ class Controller:
         """The deletion of ``key`` (which the source marks ``Deleting``), begun now if it was
         not yet; its ``future`` resolves when the key is released."""
         found = self.source.get(key)
-        deletion = self._deletion(key, found.timeout if isinstance(found, Deleting) else None)
+        uid = found.owner.uid if found is not None else ""
+        deletion = self._deletion(key, uid, found.timeout if isinstance(found, Deleting) else None)
         self.queue.add(key)
         return deletion
 
-    def _deletion(self, key: str, timeout: float | None) -> Deletion:
+    def _deletion(self, key: str, uid: str, timeout: float | None) -> Deletion:
         with self._lock:
             deletion = self._deletions.get(key)
-            if deletion is None:
+            if deletion is None or (deletion.settled and deletion.uid != uid):
                 deadline = None if timeout is None else self.clock.now() + timeout
-                deletion = self._deletions[key] = Deletion(key, timeout, deadline)
+                deletion = self._deletions[key] = Deletion(key, uid, timeout, deadline)
             if self._stopped and not deletion.future.done():
                 deletion.future.set_exception(ControllerStopped(key))
             return deletion
@@ -401,7 +403,7 @@ class Controller:
         return deletion.future.result()
 
     def _delete(self, key: str, found: Deleting) -> None:
-        deletion = self._deletion(key, found.timeout)
+        deletion = self._deletion(key, found.owner.uid, found.timeout)
         if deletion.settled:
             return  # released already (given up while a runner call hung)
         if found.workload is None:

@@ -23,10 +23,10 @@ class ObjectGone(Exception):
     """Raised when the object to patch no longer exists (HTTP 404)."""
 
 
-# Kept-alive connections of the one ApiClient: the runner's watches hold one each (four
-# kinds, per namespace when given), the reconcile workers and the removals share the rest.
-# The client's default (five per CPU) is full under a burst on a small node, and every
-# request past it opens a new connection.
+# Kept-alive connections of the one ApiClient, shared by the reconcile workers, the status
+# writes and the removals (a watch's connection is never returned to the pool). The
+# client's default (five per CPU) is too few under a burst on a small node: every request
+# past it opens a new connection and throws it away after.
 CONNECTIONS = 32
 
 

@@ -97,14 +97,7 @@ class OperatorConfig:
         metavar="PORT",
         help="Prometheus metrics port (0 to disable)",
     )
-    workers: int = flags.option(
-        8,
-        "--workers",
-        parse=argtypes.positive_int,
-        env="MLPLATFORM_WORKERS",
-        metavar="N",
-        help="models reconciled at the same time",
-    )
+    workers: int = flags.workers()
     resync_interval: float = flags.option(
         60.0,
         "--resync-interval",

@@ -63,14 +63,7 @@ class LocalConfig:
         help="also keep the status as JSON in this file (read back at start-up; "
         "its folder must exist)",
     )
-    workers: int = flags.option(
-        8,
-        "--workers",
-        parse=argtypes.positive_int,
-        env="MLPLATFORM_WORKERS",
-        metavar="N",
-        help="models reconciled at the same time",
-    )
+    workers: int = flags.workers()
     resync: float = flags.option(
         30.0,
         "--resync",

@@ -35,10 +35,11 @@ from typing import Any
 
 from mlplatform import errors
 from mlplatform.config import Settings
+from mlplatform.models import quantities
 from mlplatform.runners import base
 from mlplatform.runners.kubernetes import api, drift, plan, watch
 from mlplatform.runners.kubernetes import status as status_module
-from mlplatform.runners.kubernetes.cache import ObjectCache
+from mlplatform.runners.kubernetes.cache import ObjectCache, carries
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class KubernetesRunner:
         self._namespaces = namespaces
         self._own_writes = watch.OwnWrites()
         self._cache = ObjectCache()
+        # Claim growths the API refused: (namespace, claim) → (size, the claim's version).
+        self._growth_refused: dict[tuple[str, str], tuple[str, object]] = {}
 
     # --- selectors ---------------------------------------------------------------------
 
@@ -80,7 +83,9 @@ class KubernetesRunner:
         made = self.plan_for(workload)
         actions: list[base.Action] = []
         if made.claim is not None and made.claim_name is not None:
-            actions.append(self._converge(api.CLAIM, made.claim, workload.owner)[0])
+            claim_action, claim = self._converge(api.CLAIM, made.claim, workload.owner)
+            actions.append(claim_action)
+            self._grow_claim(made.claim, claim)
         deployment_action, deployment = self._converge(
             api.DEPLOYMENT,
             made.deployment,
@@ -188,7 +193,7 @@ class KubernetesRunner:
 
     def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object from the cache while the watches keep it, else from the API server."""
-        if self._cache.synced(kind):
+        if self._cache.synced():
             return self._cache.get(kind, namespace, name)
         return self._api.get(kind, namespace, name)
 
@@ -243,7 +248,7 @@ class KubernetesRunner:
         if not drifted:
             return base.Action.NONE, live
         try:
-            ops = drift.restore_ops(kind, desired, live)
+            ops = _for_uid(live, drift.restore_ops(kind, desired, live))
             patched = self._write(
                 kind, live, namespace, name, lambda: self._api.patch(kind, namespace, name, ops)
             )
@@ -253,8 +258,45 @@ class KubernetesRunner:
             raise errors.RunnerUnavailable(
                 f"{kind} {namespace}/{name} was deleted while being patched; retrying"
             ) from None
+        except errors.StartFailed:
+            if not fresh:  # refused: maybe replaced since the cache's copy (another uid)
+                return self._converge(kind, desired, owner, fresh=True)
+            raise
         log.info("Patched %s %s/%s back to the plan: %s", kind, namespace, name, drifted[:5])
         return base.Action.REPLACED, patched
+
+    def _grow_claim(self, desired: dict[str, Any], live: dict[str, Any]) -> None:
+        """Ask for the storage size the settings say when it is more than the claim has.
+
+        A claim only grows (Kubernetes refuses to shrink one), and only where its
+        StorageClass allows expansion: a refusal is logged once, the model keeps running on
+        the claim it has, and the same size is asked again only once the claim changed."""
+        want, have = _storage_request(desired), _storage_request(live)
+        want_bytes = quantities.parse_memory(want) if want else None
+        have_bytes = quantities.parse_memory(have) if have else None
+        if want_bytes is None or have_bytes is None or want_bytes <= have_bytes:
+            return
+        meta = live.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        if self._growth_refused.get((namespace, name)) == (want, meta.get("resourceVersion")):
+            return  # refused for this size and this claim already: not asked again
+        ops = _for_uid(
+            live, [{"op": "add", "path": "/spec/resources/requests/storage", "value": want}]
+        )
+        try:
+            self._write(
+                api.CLAIM,
+                live,
+                namespace,
+                name,
+                lambda: self._api.patch(api.CLAIM, namespace, name, ops),
+            )
+        except (errors.RunnerError, api.NotFound, api.Conflict) as error:
+            log.warning(
+                "Could not grow claim %s/%s from %s to %s: %s", namespace, name, have, want, error
+            )
+            return
+        log.info("Asked to grow claim %s/%s from %s to %s", namespace, name, have, want)
 
     def _check_ownership(self, kind: str, live: dict[str, Any], owner: base.Owner) -> None:
         """Refuse to touch an object of the model's name that is not ours."""
@@ -308,12 +350,12 @@ class KubernetesRunner:
 
     def _pods(self, made: plan.KubernetesPlan) -> list[dict[str, Any]]:
         """The model's pods, from the cache while the watches keep it."""
-        if self._cache.synced(api.POD):
+        if self._cache.synced():
             return self._cache.select(api.POD, made.namespace, made.selector)
         items, _ = self._api.list(
             api.POD, namespace=made.namespace, selector=_selector(made.selector)
         )
-        return [p for p in items if _matches(p, made.selector)]
+        return [p for p in items if carries(p, made.selector)]
 
     def _owned(self, item: dict[str, Any]) -> base.OwnedWorkload | None:
         meta = item.get("metadata") or {}
@@ -348,10 +390,19 @@ class KubernetesRunner:
         return labels
 
 
+def _for_uid(live: dict[str, Any], ops: list[Any]) -> list[Any]:
+    """``ops`` applied only to the very object they were computed from: a copy from the
+    cache may be of an object since deleted and made again under that name by someone
+    else, which must never be written over (the API refuses the patch: 422)."""
+    uid = (live.get("metadata") or {}).get("uid")
+    return ops if not uid else [{"op": "test", "path": "/metadata/uid", "value": uid}, *ops]
+
+
+def _storage_request(claim: dict[str, Any]) -> str | None:
+    requests = ((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}
+    value = requests.get("storage")
+    return str(value) if value is not None else None
+
+
 def _selector(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-
-
-def _matches(obj: dict[str, Any], labels: dict[str, str]) -> bool:
-    have = (obj.get("metadata") or {}).get("labels") or {}
-    return all(have.get(key) == value for key, value in labels.items())

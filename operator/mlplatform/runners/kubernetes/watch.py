@@ -107,15 +107,16 @@ class WorkloadEvents:
         self._lock = threading.Lock()
         self._responses: set[Any] = set()
         scopes: tuple[str | None, ...] = namespaces or (None,)
-        # Fail fast (the consumer backs off) when the API does not answer at all.
+        # Every listing first (failing fast, the consumer backs off, when the API does not
+        # answer), then the cache takes them all at once: never some kinds only.
         self._versions: dict[tuple[str, str | None], str] = {}
+        listings: dict[str, list[dict[str, Any]]] = {kind: [] for kind in api.KINDS}
         for kind in api.KINDS:
-            items: list[dict[str, Any]] = []
             for namespace in scopes:
                 found, version = objects.list(kind, namespace=namespace, selector=selector)
-                items.extend(found)
+                listings[kind].extend(item for item in found if self._managed(item))
                 self._versions[kind, namespace] = version
-            self._cache.replace(kind, [item for item in items if self._managed(item)])
+        self._epoch = self._cache.replace(listings)
         self._threads = [
             threading.Thread(
                 target=self._watch,
@@ -142,8 +143,7 @@ class WorkloadEvents:
         if self._closed.is_set():
             return
         self._closed.set()
-        for kind in api.KINDS:
-            self._cache.drop(kind)
+        self._cache.drop(self._epoch)
         with self._lock:
             responses = list(self._responses)
         for response in responses:
@@ -175,11 +175,11 @@ class WorkloadEvents:
                         self._responses.discard(response)
                     _shutdown(response)
         except errors.RunnerError as error:
-            self._cache.drop(kind)  # events may be missed from here: read the API server
+            self._cache.drop(self._epoch)  # events may be missed from here: read the API
             if not self._closed.is_set():
                 self._queue.put(error)
         except Exception as error:  # a broken stream: end it, the consumer reconnects
-            self._cache.drop(kind)
+            self._cache.drop(self._epoch)
             if not self._closed.is_set():
                 log.debug("The %s watch broke: %s", kind, error)
                 self._queue.put(errors.RunnerUnavailable(f"the {kind} watch broke: {error}"))
@@ -198,7 +198,7 @@ class WorkloadEvents:
             return str(version) if version else None
         if not self._managed(obj):
             return str(version) if version else None
-        self._cache.apply(kind, str(kind_of_event), obj)
+        self._cache.apply(self._epoch, kind, str(kind_of_event), obj)
         labels = meta.get("labels") or {}
         if kind_of_event in ("ADDED", "MODIFIED") and self._own_writes.echo(kind, meta):
             return str(version) if version else None
