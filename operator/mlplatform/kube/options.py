@@ -174,7 +174,7 @@ class OperatorConfig:
     @property
     def namespaces(self) -> list[str]:
         """The namespaces to watch; empty means every namespace (``--all-namespaces``)."""
-        return [] if self.all_namespaces else list(dict.fromkeys(self.namespace))
+        return [] if self.all_namespaces else list(self.namespace)  # once each (``resolve``)
 
     def peering_priority(self, *, now: float | None = None, pid: int | None = None) -> int:
         """This process's kopf peering priority (``priority``)."""
