@@ -415,6 +415,38 @@ async def test_a_larger_storage_setting_grows_the_claim_a_smaller_one_leaves_it(
     assert await size() == "2Gi"  # a claim never shrinks
 
 
+async def test_a_refused_claim_growth_is_asked_once_per_claim_version_and_the_model_runs(
+    env: Env,
+) -> None:
+    await env.call(env.runner.apply, workload())
+    runner = env.new_runner(
+        Settings.load(
+            {"RUNNERS_KUBERNETES_MODELS_CLAIM": "weights", "RUNNERS_KUBERNETES_STORAGE_SIZE": "2Gi"}
+        )
+    )
+    asked: list[str] = []
+    patch = runner._api.patch
+
+    def refusing(kind: str, namespace: str, name: str, ops: list[Any]) -> dict[str, Any]:
+        # As an API server whose StorageClass does not allow expansion answers.
+        if any(op.get("path") == "/spec/resources/requests/storage" for op in ops):
+            asked.append(name)
+            raise errors.StartFailed("only dynamically provisioned pvc can be resized")
+        return patch(kind, namespace, name, ops)
+
+    runner._api.patch = refusing  # type: ignore[method-assign]
+    for _ in range(3):
+        applied = await env.call(runner.apply, workload())
+        assert applied.state != base.State.MISSING
+    assert asked == ["iris-storage"]
+    # The claim changed (a new version): the size is asked for again.
+    await env.cluster.patch_object(
+        "PersistentVolumeClaim", NS, "iris-storage", {"metadata": {"labels": {"x": "y"}}}
+    )
+    await env.call(runner.apply, workload())
+    assert asked == ["iris-storage", "iris-storage"]
+
+
 async def test_suspend_scales_to_zero_and_keeps_the_service_and_the_claim(env: Env) -> None:
     await env.call(env.runner.apply, workload())
     await env.sim.rollout_done(NS, "iris")

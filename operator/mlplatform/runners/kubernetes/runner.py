@@ -295,6 +295,7 @@ class KubernetesRunner:
             log.warning(
                 "Could not grow claim %s/%s from %s to %s: %s", namespace, name, have, want, error
             )
+            self._growth_refused[namespace, name] = (want, meta.get("resourceVersion"))
             return
         log.info("Asked to grow claim %s/%s from %s to %s", namespace, name, have, want)
 
