@@ -63,7 +63,7 @@ class KubernetesRunner:
         self._own_writes = watch.OwnWrites()
         self._cache = ObjectCache()
         # Claim growths the API refused: (namespace, claim) → (size, the claim's version).
-        self._growth_refused: dict[tuple[str, str], tuple[str, object]] = {}
+        self._growth_refused: dict[tuple[str, str], tuple[str | None, object]] = {}
 
     # --- selectors ---------------------------------------------------------------------
 
