@@ -193,6 +193,14 @@ class Harness:
     def settle(self) -> None:
         assert self.controller.queue.wait_idle(WAIT), "the controller did not go idle"
 
+    def start_with(self, w: Workload) -> str:
+        """``w`` desired, the controller started and idle again; ``w``'s key."""
+        key = self.models.desire(w)
+        self.controller.enqueue(key)
+        self.controller.start()
+        self.settle()
+        return key
+
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
         self.settle()
@@ -234,10 +242,7 @@ def make() -> Iterator[Any]:
 
 def test_a_model_is_converged_once_and_then_costs_the_runner_nothing(make: Any) -> None:
     h = make()
-    key = h.models.desire(workload())
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(workload())
     (outcome,) = h.models.written(key)
     assert outcome.status.phase == Phase.RUNNING
     assert [e.reason for e in outcome.events] == ["Created"]
@@ -302,10 +307,7 @@ def test_a_model_is_looked_at_again_when_its_outcome_asks(make: Any) -> None:
     probed = workload(
         container={"readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 10}}
     )
-    key = h.models.desire(probed)
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(probed)
     assert h.models.written(key)[-1].requeue_after == 10
     assert h.runner.count("probe", key) == 1
     h.advance(9.9)
@@ -316,11 +318,8 @@ def test_a_model_is_looked_at_again_when_its_outcome_asks(make: Any) -> None:
 
 def test_a_failed_status_write_is_retried_with_back_off_and_then_forgotten(make: Any) -> None:
     h = make()
-    key = h.models.desire(workload())
     h.models.fail_writes = 2
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(workload())
     assert (h.models.attempts, h.controller.queue.failures(key)) == (1, 1)
     h.advance(0.49)
     assert h.models.attempts == 1, "retried before the first back-off (0.5 s)"
@@ -339,11 +338,8 @@ def test_a_failed_status_write_is_retried_with_back_off_and_then_forgotten(make:
 
 def test_an_unexpected_error_is_retried_and_the_workers_survive_it(make: Any) -> None:
     h = make(workers=1)
-    key = h.models.desire(workload())
     h.runner.surprise = RuntimeError("a bug")
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(workload())
     assert h.models.written(key) == []
     h.runner.surprise = None
     h.advance(0.5)
@@ -353,11 +349,8 @@ def test_an_unexpected_error_is_retried_and_the_workers_survive_it(make: Any) ->
 
 def test_a_model_back_off_comes_from_its_status_not_from_the_queue(make: Any) -> None:
     h = make()
-    key = h.models.desire(workload())
     h.runner.exit_on_start = 1
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(workload())
     first = h.models.written(key)[-1]
     assert first.status.consecutive_failures == 1
     assert h.controller.queue.failures(key) == 0, "a crash is the model's, not a step failure"
@@ -414,10 +407,7 @@ def test_a_resync_with_the_runner_down_makes_every_model_say_so(make: Any) -> No
 def test_a_deleted_model_has_its_workload_removed_and_is_released(make: Any) -> None:
     h = make()
     w = workload()
-    key = h.models.desire(w)
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(w)
     applies = h.runner.count("apply", key)
     h.models.delete(key)
     deletion = h.controller.deletion(key)
@@ -462,10 +452,7 @@ def test_deletion_while_the_runner_is_down_is_retried_then_released_by_its_timeo
     make: Any,
 ) -> None:
     h = make()
-    key = h.models.desire(workload())
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(workload())
     h.runner.available = False
     h.models.delete(key, timeout=5.0)
     started = h.clock.now()
@@ -485,10 +472,7 @@ def test_deletion_while_the_runner_is_down_is_retried_then_released_by_its_timeo
 
 def test_a_hung_removal_is_released_at_the_deadline_and_only_once(make: Any) -> None:
     h = make()
-    key = h.models.desire(workload())
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(workload())
     h.runner.hold = threading.Event()
     h.models.delete(key, timeout=5.0)
     deletion = h.controller.deletion(key)
@@ -506,10 +490,7 @@ def test_a_hung_removal_is_released_at_the_deadline_and_only_once(make: Any) -> 
 
 def test_errors_that_no_retry_can_fix_release_a_deletion_at_once(make: Any) -> None:
     h = make()
-    key = h.models.desire(workload())
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(workload())
     h.runner.surprise = errors.RunnerDisabled("the runner is switched off")
     h.models.delete(key, timeout=30.0)
     deletion = h.controller.deletion(key)
@@ -602,10 +583,7 @@ def test_stop_lets_the_step_in_flight_finish_and_joins_the_workers(make: Any) ->
 
 def test_a_deletion_in_progress_at_stop_is_not_released(make: Any) -> None:
     h = make()
-    key = h.models.desire(workload())
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(workload())
     h.runner.available = False
     h.models.delete(key, timeout=None)
     deletion = h.controller.deletion(key)
@@ -628,10 +606,7 @@ def _eventually(check: Any, timeout: float = WAIT) -> bool:
 def test_a_runner_event_about_another_object_of_the_same_name_is_ignored(make: Any) -> None:
     h = make(watch_runner=True)
     w = workload()
-    key = h.models.desire(w)
-    h.controller.enqueue(key)
-    h.controller.start()
-    h.settle()
+    key = h.start_with(w)
     assert _eventually(lambda: bool(h.runner.streams)), "the drift watcher never connected"
     h.runner.emit(Owner("models", "iris", "uid-of-an-older-iris"))
     h.runner.drained()
