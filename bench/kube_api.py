@@ -17,7 +17,6 @@ measures the operator rather than the emulator's history.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -30,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.kube_cluster import ClusterEmulator, KubeCluster, kube_cluster
 
 
-class BenchEmulator(ClusterEmulator):
-    """The test emulator without KMock's ever-growing request history."""
+class NoHistory(ClusterEmulator):
+    """An emulator that keeps only the request being served (see the module docstring)."""
 
     async def _handle(self, request: Any) -> Any:
         history = self._requests
@@ -40,32 +39,40 @@ class BenchEmulator(ClusterEmulator):
         return await super()._handle(request)
 
 
-def bench_cluster() -> contextlib.AbstractAsyncContextManager[KubeCluster]:
-    """The test harness's cluster, on the history-free emulator."""
-    return kube_cluster(BenchEmulator)
+class BenchEmulator(NoHistory):
+    """The test emulator without KMock's ever-growing request history."""
 
 
-async def serve(kubeconfig: Path) -> None:
+def declare_peering(emulator: ClusterEmulator) -> None:
+    """kopf's peering resources in discovery, as on a cluster where they are installed."""
+    verbs = {"create", "delete", "get", "list", "patch", "update", "watch"}
+    for plural, kind, namespaced in (
+        ("clusterkopfpeerings", "ClusterKopfPeering", False),
+        ("kopfpeerings", "KopfPeering", True),
+    ):
+        emulator.resources[kmock.resource("kopf.dev", "v1", plural)] = kmock.ResourceInfo(
+            kind=kind, singular=kind.lower(), namespaced=namespaced, verbs=verbs
+        )
+
+
+async def serve_until_stopped(cluster: KubeCluster, kubeconfig: Path, name: str) -> None:
+    """Write the kubeconfig (whole, by a rename) once ``cluster`` serves, then serve until
+    SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with bench_cluster() as cluster:
-        verbs = {"create", "delete", "get", "list", "patch", "update", "watch"}
-        for plural, kind, namespaced in (
-            ("clusterkopfpeerings", "ClusterKopfPeering", False),
-            ("kopfpeerings", "KopfPeering", True),
-        ):
-            cluster.emulator.resources[kmock.resource("kopf.dev", "v1", plural)] = (
-                kmock.ResourceInfo(
-                    kind=kind, singular=kind.lower(), namespaced=namespaced, verbs=verbs
-                )
-            )
-        temporary = kubeconfig.with_name(f".{kubeconfig.name}.tmp")
-        cluster.write_kubeconfig(temporary)
-        temporary.rename(kubeconfig)
-        print(f"kube_api: serving on {cluster.url}", flush=True)
-        await stop.wait()
+    temporary = kubeconfig.with_name(f".{kubeconfig.name}.tmp")
+    cluster.write_kubeconfig(temporary)
+    temporary.rename(kubeconfig)
+    print(f"{name}: serving on {cluster.url}", flush=True)
+    await stop.wait()
+
+
+async def serve(kubeconfig: Path) -> None:
+    async with kube_cluster(BenchEmulator) as cluster:
+        declare_peering(cluster.emulator)
+        await serve_until_stopped(cluster, kubeconfig, "kube_api")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -43,11 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.kube_cluster import kube_cluster
 from tests.support.kube_workloads import DEPLOYMENTS, WorkloadCluster, WorkloadEmulator
 
-_PEERING = (
-    ("clusterkopfpeerings", "ClusterKopfPeering", False),
-    ("kopfpeerings", "KopfPeering", True),
-)
-_VERBS = {"create", "delete", "get", "list", "patch", "update", "watch"}
+from bench.kube_api import NoHistory, declare_peering, serve_until_stopped
 
 
 def _completed(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -68,15 +63,12 @@ def _completed(deployment: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class BenchWorkloadEmulator(WorkloadEmulator):
+class BenchWorkloadEmulator(NoHistory, WorkloadEmulator):
     """No request history, a request log, and rollouts that complete when written."""
 
     log: IO[str] | None = None
 
     async def _handle(self, request: Any) -> Any:
-        history = self._requests
-        if len(history) > 1 and history[-1] is request:
-            del history[:-1]
         if self.log is not None:
             self.log.write(f"{time.time():.3f} {request.method.value} {request.url.path}\n")
         if (
@@ -140,29 +132,16 @@ async def bench_workload_cluster(log: IO[str] | None) -> AsyncIterator[WorkloadC
     async with kube_cluster(BenchWorkloadEmulator) as cluster:
         assert isinstance(cluster.emulator, BenchWorkloadEmulator)
         cluster.emulator.log = log
-        for plural, kind, namespaced in _PEERING:
-            cluster.emulator.resources[kmock.resource("kopf.dev", "v1", plural)] = (
-                kmock.ResourceInfo(
-                    kind=kind, singular=kind.lower(), namespaced=namespaced, verbs=_VERBS
-                )
-            )
+        declare_peering(cluster.emulator)
         yield WorkloadCluster(
             emulator=cluster.emulator, server=cluster.server, session=cluster.session
         )
 
 
 async def serve(kubeconfig: Path, request_log: Path) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     with request_log.open("a", buffering=1) as log:
         async with bench_workload_cluster(log) as cluster:
-            temporary = kubeconfig.with_name(f".{kubeconfig.name}.tmp")
-            cluster.write_kubeconfig(temporary)
-            temporary.rename(kubeconfig)
-            print(f"kube_workload_api: serving on {cluster.url}", flush=True)
-            await stop.wait()
+            await serve_until_stopped(cluster, kubeconfig, "kube_workload_api")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ class Emulator:
     def __init__(self, env: BenchEnv, tag: str) -> None:
         self.kubeconfig = env.root / f"kubeconfig-{tag}.json"
         self.request_log = env.root / f"api-requests-{tag}.log"
-        self.process: Process = env.spawn(
+        self.process, self.url = env.spawn_api(
             f"kube-workload-api-{tag}",
             [
                 str(PYTHON),
@@ -88,17 +88,8 @@ class Emulator:
                 str(self.kubeconfig),
                 str(self.request_log),
             ],
+            self.kubeconfig,
         )
-        process = self.process
-        wait_until(
-            lambda: self.kubeconfig.exists() or not process.alive(),
-            timeout=60,
-            what="the emulator",
-        )
-        if not process.alive():
-            raise RuntimeError(f"the emulator exited:\n{process.tail()}")
-        config = json.loads(self.kubeconfig.read_text())
-        self.url = str(config["clusters"][0]["cluster"]["server"]).rstrip("/")
 
     def client(self, pool: int) -> Any:
         configuration = kubernetes.client.Configuration()

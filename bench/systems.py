@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from bench.env import MLPLATFORM, PYTHON, REPO, BenchEnv, Process, wait_until
+from bench.env import MLPLATFORM, PYTHON, REPO, BenchEnv, Process
 from mlplatform.models import spec
 
 API_VERSION = f"{spec.API_GROUP}/{spec.API_VERSION}"
@@ -125,20 +125,11 @@ class OperatorMode:
         return self._process
 
     def start(self) -> None:
-        self._api = self._env.spawn(
+        self._api, self._url = self._env.spawn_api(
             "kmock-api",
             [str(PYTHON), str(REPO / "bench" / "kube_api.py"), str(self._kubeconfig)],
+            self._kubeconfig,
         )
-        api = self._api
-        wait_until(
-            lambda: self._kubeconfig.exists() or not api.alive(),
-            timeout=30,
-            what="the KMock emulator",
-        )
-        if not api.alive():
-            raise RuntimeError(f"the KMock emulator exited:\n{api.tail()}")
-        config = json.loads(self._kubeconfig.read_text())
-        self._url = config["clusters"][0]["cluster"]["server"].rstrip("/")
         environ = self._env.sut_environ()
         environ["KUBECONFIG"] = str(self._kubeconfig)
         self._process = self._env.spawn(
