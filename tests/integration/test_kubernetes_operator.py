@@ -82,6 +82,14 @@ async def ready(cluster: WorkloadCluster, name: str = "iris") -> dict[str, Any]:
     return await cluster.wait_for_condition(NS, name, "Ready", timeout=TIMEOUT)
 
 
+async def serving(cluster: WorkloadCluster, sim: ClusterSimulator) -> dict[str, Any]:
+    """MLModel iris created, its Deployment made and rolled out: the model once Ready."""
+    await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
+    await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
+    await sim.rollout_done(NS, "iris")
+    return await ready(cluster)
+
+
 async def test_a_model_gets_its_objects_and_is_ready_with_the_service_endpoint() -> None:
     async with workload_cluster() as cluster, kubernetes_operator_running(cluster, SETTINGS):
         sim = ClusterSimulator(cluster)
@@ -119,10 +127,7 @@ async def test_a_model_gets_its_objects_and_is_ready_with_the_service_endpoint()
 async def test_a_spec_change_keeps_ready_true_while_the_previous_pod_serves() -> None:
     async with workload_cluster() as cluster, kubernetes_operator_running(cluster, SETTINGS):
         sim = ClusterSimulator(cluster)
-        await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
-        await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
-        await sim.rollout_done(NS, "iris")
-        first = await ready(cluster)
+        first = await serving(cluster, sim)
 
         changed = spec(image="registry.example.com/iris:1.1")
         await cluster.patch(NS, "iris", {"spec": changed})
@@ -167,10 +172,7 @@ async def test_a_spec_change_keeps_ready_true_while_the_previous_pod_serves() ->
 async def test_suspend_scales_to_zero_and_keeps_service_and_claim_resume_scales_up() -> None:
     async with workload_cluster() as cluster, kubernetes_operator_running(cluster, SETTINGS):
         sim = ClusterSimulator(cluster)
-        await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
-        await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
-        await sim.rollout_done(NS, "iris")
-        await ready(cluster)
+        await serving(cluster, sim)
 
         await cluster.patch(NS, "iris", {"spec": {"suspend": True}})
         await eventually(
@@ -199,10 +201,7 @@ async def test_suspend_scales_to_zero_and_keeps_service_and_claim_resume_scales_
 async def test_delete_needs_no_finalizer_and_removes_deployment_and_service() -> None:
     async with workload_cluster() as cluster, kubernetes_operator_running(cluster, SETTINGS):
         sim = ClusterSimulator(cluster)
-        await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
-        await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
-        await sim.rollout_done(NS, "iris")
-        model = await ready(cluster)
+        model = await serving(cluster, sim)
         # Its objects are the garbage collector's to remove: nothing holds the MLModel.
         assert not model["metadata"].get("finalizers")
         assert not any(
@@ -263,10 +262,7 @@ async def test_an_operator_given_namespaces_lists_and_watches_only_in_them() -> 
         kubernetes_operator_running(cluster, SETTINGS, namespaces=(NS,)) as op,
     ):
         sim = ClusterSimulator(cluster)
-        await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
-        await eventually(lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment")
-        await sim.rollout_done(NS, "iris")
-        await ready(cluster)
+        await serving(cluster, sim)
         resync = await asyncio.to_thread(op.controller.resync)
         assert resync is not None and resync.stale == frozenset()
         workload_paths = {
@@ -289,12 +285,7 @@ async def test_a_restarted_operator_adopts_what_it_finds_without_duplicates() ->
     async with workload_cluster() as cluster:
         sim = ClusterSimulator(cluster)
         async with kubernetes_operator_running(cluster, SETTINGS):
-            await cluster.create(mlmodel("iris", namespace=NS, spec=spec()))
-            await eventually(
-                lambda: cluster.get_object("Deployment", NS, "iris"), bool, "Deployment"
-            )
-            await sim.rollout_done(NS, "iris")
-            before = await ready(cluster)
+            before = await serving(cluster, sim)
         deployment = await cluster.get_object("Deployment", NS, "iris")
         assert deployment is not None
         async with kubernetes_operator_running(cluster, SETTINGS) as op:
