@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlplatform.models.spec import container_name
 from mlplatform.runners.base import (
     LABEL_CONTROLLER,
     LABEL_MODEL_ID,
@@ -123,6 +124,15 @@ class Fuzz:
             )
         return found
 
+    def names(self) -> dict[str, str]:
+        """Container id → container name, for this controller."""
+        return {
+            c["Id"]: c["Names"][0].lstrip("/")
+            for c in self.env.client.api.containers(
+                all=True, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
+            )
+        }
+
     def violations(self) -> list[str]:
         labelled = self.sources()
         found = {o: [(mid, cid) for mid, cid, _ in items] for o, items in labelled.items()}
@@ -140,6 +150,11 @@ class Fuzz:
             elif [src for _, _, src in labelled[name]] != [str(self.path(name).resolve())]:
                 # Settled only once the run of its folder has made it its own (a move).
                 problems.append(f"{name}: not yet from {self.path(name)}: {labelled[name]}")
+            elif self.names().get(have[0][1]) != container_name(self.model_id(name)):
+                # ... and its new revision took over under the contract name: a move can leave
+                # the new revision alone under its temporary name for a moment (the previous
+                # run removed the old one first), and a break then must not hold that one.
+                problems.append(f"{name}: not yet under its contract name: {have}")
         outsiders = {
             mid: cid
             for owner, items in found.items()
