@@ -49,11 +49,10 @@ _CLIENT_APPLETS = ("sh", "nc", "nslookup", "sleep", "head", "timeout", "cat", "e
 
 _SERVE = """\
 #!/bin/sh
-# Serves /www on every port given (default 8080). TERM/INT: stops listening, lets the
-# requests in flight (each in a child of httpd) finish, exits, as a model server drains.
+# Serves /www on every port given (default 8080); stops at once on TERM/INT.
 [ "$#" -eq 0 ] && set -- 8080
 pids=
-trap 'kill $pids 2>/dev/null; sleep 0.2; exit 0' TERM INT
+trap 'kill $pids 2>/dev/null; exit 0' TERM INT
 for port in "$@"; do
     httpd -f -p "$port" -h /www &
     pids="$pids $!"

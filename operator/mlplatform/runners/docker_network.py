@@ -112,6 +112,14 @@ class ModelsNetwork:
         with self._engine.guard(Operation.CONNECT_NETWORK, str(container.name)):
             network.connect(container, aliases=aliases)
 
+    def leave(self, network: Network, container: Container) -> None:
+        """Take ``container`` off the network, so no new request reaches it (best effort)."""
+        with (
+            contextlib.suppress(errors.RunnerError),
+            self._engine.guard(Operation.DISCONNECT_NETWORK, str(container.name)),
+        ):
+            network.disconnect(container, force=True)
+
     def _networks(self, client: docker.DockerClient, name: str) -> list[Network]:
         with self._engine.guard(Operation.INSPECT_NETWORK, name):
             return [n for n in client.networks.list(names=[name]) if n.name == name]

@@ -5,17 +5,13 @@ serving while a new one is created under a temporary name (``<name>-<version>_<r
 with no alias. Each ``apply`` moves the update on (``Rollouts.step``): once the new
 container has run for the minimum ready time and passes its readiness probe, it takes over
 (``Rollouts.take_over``): it joins the network under the stable alias (both answer for a
-moment), the old one is stopped (its grace period) while still on the network and then
-removed, and the new one is renamed to the contract name ``<name>-<version>``. Stopped in
-place, a server that stops listening on SIGTERM and finishes what it serves (as model
-servers do) drops nothing: a new connection to its address is refused, and a client moves
-on to the new address; taking it off the network first would cut its requests in flight.
-Until then the status describes the serving container with a ``Rollout`` beside it; if the
-new one crashes, cannot be pulled or never passes its probe, the old one keeps serving and
-the rollout says why (the core backs off re-creating the new one, never touching the old).
-Every step is idempotent and read back from the engine (the alias and the temporary name
-are the only state), so a process killed in the middle finishes the update after its
-restart.
+moment), the old one leaves the network, is stopped (its grace period) and removed, and the
+new one is renamed to the contract name ``<name>-<version>``. Until then the status
+describes the serving container with a ``Rollout`` beside it; if the new one crashes, cannot
+be pulled or never passes its probe, the old one keeps serving and the rollout says why (the
+core backs off re-creating the new one, never touching the old). Every step is idempotent
+and read back from the engine (the alias and the temporary name are the only state), so a
+process killed in the middle finishes the update after its restart.
 
 (The exception, decided by the runner: a model that publishes debug ports — one container
 at a time can bind them — is replaced with a short gap, and its status says so.)
@@ -37,7 +33,7 @@ from mlplatform.runners.docker_debug import DebugClaim
 from mlplatform.runners.docker_network import ModelsNetwork
 from mlplatform.runners.docker_status import RUNNING, STARTING, holds_alias, status_of
 
-# Seconds both containers answer on the stable alias before the old one is stopped:
+# Seconds both containers answer on the stable alias before the old one leaves the network:
 # a client that looked the name up just before the new one joined got the old address only,
 # and must have connected by then.
 SWITCH_SETTLE_SECONDS = 1.0
@@ -148,7 +144,7 @@ class Rollouts:
         serving: Container | None,
         claim: DebugClaim,
     ) -> base.RunnerStatus:
-        """The new revision answers on the stable endpoint, then the old one stops and goes.
+        """The new revision answers on the stable endpoint, the old one leaves, then goes.
 
         Each step can be repeated: a takeover cut short (the process killed) is finished by
         the next apply, which finds the new container holding the alias.
@@ -163,7 +159,8 @@ class Rollouts:
             if serving is not None and status_of(serving) in RUNNING:
                 time.sleep(self.switch_settle)
         if serving is not None:
-            # Stopped where it is (see the module docstring), then removed.
+            # Off the network first, so no new request reaches it, then stopped and removed.
+            self._network.leave(network, serving)
             self._containers.remove_all([serving])
         if candidate.name != plan.name:
             self._containers.rename(client, workload, candidate, plan.name)
