@@ -5,9 +5,10 @@ What the operator needs comes from two places:
 - the Kubernetes client calls in ``mlplatform/kube/`` (found by walking the AST: each
   ``CustomObjectsApi``/``CoreV1Api`` method called maps to one verb on one resource), so a new
   call without a table entry here fails this test until someone decides its RBAC;
-- the client methods the Kubernetes runner (``mlplatform/runners/kubernetes/``) uses: every
-  ``AppsV1Api``/``CoreV1Api`` method it names (called, or passed to its error wrapper) maps
-  to its verbs in ``RUNNER_METHODS``; a cluster-wide list method is also its watch;
+- the rules the plain-JSON requests (``runners/kubernetes/rest.py``) are limited to: the
+  Kubernetes runner's ``api.RULES`` and the status write's ``kube.api.RULES`` (a ``Rest``
+  refuses a request outside the rules it was made with, so these are all it can call), and
+  no typed ``AppsV1Api``/``CoreV1Api`` call of the runner's around them;
 - kopf's own needs for what the code registers (kopf's documentation, "Deployment > RBAC"):
   list/watch/patch of the watched resource (handlers, finalizers, progress annotations),
   create of Events, list/watch of CRDs and namespaces, and the peering objects when peering
@@ -25,6 +26,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from mlplatform.kube import api as kube_api
+from mlplatform.runners.kubernetes import api as runner_api
+from mlplatform.runners.kubernetes.rest import NotDeclared, Rest
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "operator" / "mlplatform" / "kube"
@@ -46,24 +51,6 @@ CLIENT_METHODS: dict[str, str] = {
     "create_namespaced_custom_object": "create",
     "create_cluster_custom_object": "create",
 }
-# The Kubernetes runner's typed client methods and the rules each needs.
-_RUNNER_KINDS = {
-    "deployment": ("apps", "deployments"),
-    "service": ("", "services"),
-    "persistent_volume_claim": ("", "persistentvolumeclaims"),
-    "pod": ("", "pods"),
-}
-RUNNER_METHODS: dict[str, set[Rule]] = {}
-for _kind, (_group, _plural) in _RUNNER_KINDS.items():
-    RUNNER_METHODS[f"read_namespaced_{_kind}"] = {(_group, _plural, "get")}
-    RUNNER_METHODS[f"create_namespaced_{_kind}"] = {(_group, _plural, "create")}
-    RUNNER_METHODS[f"patch_namespaced_{_kind}"] = {(_group, _plural, "patch")}
-    RUNNER_METHODS[f"delete_namespaced_{_kind}"] = {(_group, _plural, "delete")}
-    RUNNER_METHODS[f"list_namespaced_{_kind}"] = {(_group, _plural, "list")}
-    RUNNER_METHODS[f"list_{_kind}_for_all_namespaces"] = {
-        (_group, _plural, "list"),
-        (_group, _plural, "watch"),
-    }
 _CLIENT_VERBS = ("read_", "create_", "patch_", "delete_", "list_", "replace_", "watch_")
 KNOWN_PLURALS = {
     "mlmodels": "mlplatform.dev",
@@ -124,19 +111,25 @@ def calls_in_code() -> set[Rule]:
 
 
 def runner_calls() -> set[Rule]:
-    """The rules the Kubernetes runner's client methods need (unknown methods fail)."""
-    found: set[Rule] = set()
+    """The rules the plain-JSON requests are limited to (the runner's and the status write's);
+    the runner makes no typed client call besides."""
     for path in sorted(RUNNER.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute) or not node.attr.startswith(_CLIENT_VERBS):
-                continue
-            base = node.value
-            if not (isinstance(base, ast.Attribute) and base.attr in {"_apps", "_core"}):
-                continue
-            assert node.attr in RUNNER_METHODS, f"{path.name}: {node.attr} has no RBAC decision"
-            found |= RUNNER_METHODS[node.attr]
-    return found
+            if isinstance(node, ast.Attribute) and node.attr.startswith(_CLIENT_VERBS):
+                assert not isinstance(node.value, ast.Attribute) or node.value.attr not in {
+                    "_apps",
+                    "_core",
+                }, f"{path.name}: a typed client call ({node.attr}) outside rest.RULES"
+    return set(runner_api.RULES) | set(kube_api.RULES)
+
+
+def test_a_request_outside_the_declared_rules_is_refused_before_it_is_sent() -> None:
+    rest = Rest(object(), runner_api.RULES)  # no client: a request that got out would fail
+    with pytest.raises(NotDeclared, match="create pods"):
+        rest.request("create", runner_api.RESOURCES[runner_api.POD], namespace="a", timeout=1)
+    with pytest.raises(NotDeclared, match="patch mlmodels/status"):
+        rest.request("patch", kube_api.MLMODEL_STATUS, namespace="a", name="m", timeout=1)
 
 
 def granted() -> set[Rule] | None:
@@ -172,7 +165,7 @@ def granted() -> set[Rule] | None:
 
 
 def test_every_kubernetes_call_in_the_operator_has_a_known_rbac_rule() -> None:
-    needed = calls_in_code()
+    needed = calls_in_code() | kube_api.RULES
     assert ("mlplatform.dev", "mlmodels/status", "patch") in needed, needed
     assert needed <= KOPF_NEEDS | {
         ("mlplatform.dev", "mlmodels", "list"),

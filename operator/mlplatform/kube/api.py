@@ -2,21 +2,25 @@
 
 kopf owns the watch, the finalizers and the Events; these two calls are the ones a long-lived
 per-object loop needs between kopf's handler invocations (kopf applies a daemon's ``patch``
-only when the daemon returns). They use the official client, synchronously, from the
-reconcile worker threads; the client reads the same kubeconfig / in-cluster service account
+only when the daemon returns). They use the official client (the status write as plain
+JSON, ``runners.kubernetes.rest``), synchronously, from the reconcile worker threads; the client reads the same kubeconfig / in-cluster service account
 as kopf's default login (``KUBECONFIG`` honoured) and refreshes a projected token itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Final
 
 import kubernetes
 
 from mlplatform.models.spec import API_GROUP, API_VERSION, PLURAL
+from mlplatform.runners.kubernetes.rest import MERGE_PATCH, Resource, Rest, Rule
 
-_MERGE_PATCH = "application/merge-patch+json"
+# The status write goes as plain JSON (``rest``): it is one per model under a burst, and the
+# typed client's validation of the body cost more than the request.
+MLMODEL_STATUS: Final = Resource(API_GROUP, API_VERSION, PLURAL, "status")
+RULES: Final[frozenset[Rule]] = frozenset({MLMODEL_STATUS.rule("patch")})
 
 
 class ObjectGone(Exception):
@@ -37,6 +41,7 @@ class KubeApi:
         # The official ``ApiClient``, shared with the Kubernetes runner (one connection pool).
         self.client = client
         self._objects = kubernetes.client.CustomObjectsApi(client)
+        self._rest = Rest(client, RULES)
         self._timeout = request_timeout
 
     @classmethod
@@ -67,16 +72,14 @@ class KubeApi:
     def patch_status(self, namespace: str, name: str, status_patch: Mapping[str, Any]) -> None:
         """Merge-patch ``status`` through the status subresource; ``ObjectGone`` on 404."""
         try:
-            response: Any = self._objects.patch_namespaced_custom_object_status(
-                API_GROUP,
-                API_VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"status": dict(status_patch)},
-                _content_type=_MERGE_PATCH,
-                _request_timeout=self._timeout,
-                _preload_content=False,  # the answer is read, not parsed
+            response = self._rest.request(
+                "patch",
+                MLMODEL_STATUS,
+                namespace=namespace,
+                name=name,
+                body={"status": dict(status_patch)},
+                content_type=MERGE_PATCH,
+                timeout=self._timeout,
             )
             response.data  # noqa: B018 - read to the end: the connection goes back to the pool
         except kubernetes.client.exceptions.ApiException as error:

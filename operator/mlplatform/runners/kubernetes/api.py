@@ -1,9 +1,9 @@
 """The Kubernetes API calls of the runner, on plain dicts, with errors as mlplatform's.
 
-One thin wrapper over the official client's typed methods (so the RBAC test can read the
-verbs off the method names): responses are read raw (``_preload_content=False``) and parsed
-as JSON, never turned into the client's model classes. Unreachable API servers and 5xx
-answers become ``RunnerUnavailable``; a 403 (RBAC) says which permission is missing.
+Requests go through ``rest.Rest`` (JSON in, the raw answer parsed as JSON, never the official
+client's model classes), limited to ``RULES``: the verbs on the four kinds the runner uses,
+which are what ``manifests/`` grants it. Unreachable API servers and 5xx answers become
+``RunnerUnavailable``; a 403 (RBAC) says which permission is missing.
 """
 
 from __future__ import annotations
@@ -16,13 +16,27 @@ import kubernetes
 import urllib3
 
 from mlplatform import errors
+from mlplatform.runners.kubernetes.rest import JSON_PATCH, Resource, Rest, Rule
 
 DEPLOYMENT: Final = "Deployment"
 SERVICE: Final = "Service"
 CLAIM: Final = "PersistentVolumeClaim"
 POD: Final = "Pod"
 KINDS: Final = (DEPLOYMENT, SERVICE, CLAIM, POD)
-JSON_PATCH: Final = "application/json-patch+json"
+
+RESOURCES: Final = {
+    DEPLOYMENT: Resource("apps", "v1", "deployments"),
+    SERVICE: Resource("", "v1", "services"),
+    CLAIM: Resource("", "v1", "persistentvolumeclaims"),
+    POD: Resource("", "v1", "pods"),
+}
+_VERBS: Final = ("get", "list", "watch", "create", "patch", "delete")
+# What the runner may call: its workload kinds in full; pods only read, by label (Kubernetes
+# restarts them, the runner never writes one).
+RULES: Final[frozenset[Rule]] = frozenset(
+    {RESOURCES[kind].rule(verb) for kind in (DEPLOYMENT, SERVICE, CLAIM) for verb in _VERBS}
+    | {RESOURCES[POD].rule(verb) for verb in ("list", "watch")}
+)
 
 
 class NotFound(Exception):
@@ -37,57 +51,29 @@ class KubeObjects:
     """Get, create, patch, delete, list and watch the four kinds the runner uses."""
 
     def __init__(self, api_client: Any, *, timeout: float) -> None:
-        self._apps = kubernetes.client.AppsV1Api(api_client)
-        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._rest = Rest(api_client, RULES)
         self.timeout = timeout
 
     # --- calls ------------------------------------------------------------------------
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
-        raw: Any
         try:
-            if kind == DEPLOYMENT:
-                raw = self._call(self._apps.read_namespaced_deployment, name, namespace)
-            elif kind == SERVICE:
-                raw = self._call(self._core.read_namespaced_service, name, namespace)
-            elif kind == CLAIM:
-                raw = self._call(
-                    self._core.read_namespaced_persistent_volume_claim, name, namespace
-                )
-            else:
-                raise ValueError(kind)
-            return _json(raw)
+            return _json(self._call("get", kind, namespace=namespace, name=name))
         except NotFound:
             return None
 
     def create(self, kind: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        if kind == DEPLOYMENT:
-            raw = self._call(self._apps.create_namespaced_deployment, namespace, body)
-        elif kind == SERVICE:
-            raw = self._call(self._core.create_namespaced_service, namespace, body)
-        elif kind == CLAIM:
-            raw = self._call(self._core.create_namespaced_persistent_volume_claim, namespace, body)
-        else:
-            raise ValueError(kind)
-        return _json(raw)
+        return _json(self._call("create", kind, namespace=namespace, body=body))
 
     def patch(
         self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]]
     ) -> dict[str, Any]:
         """Apply a JSON patch (RFC 6902)."""
-        extra = {"_content_type": JSON_PATCH}
-        if kind == DEPLOYMENT:
-            raw = self._call(self._apps.patch_namespaced_deployment, name, namespace, ops, **extra)
-        elif kind == SERVICE:
-            raw = self._call(self._core.patch_namespaced_service, name, namespace, ops, **extra)
-        elif kind == CLAIM:
-            raw = self._call(
-                self._core.patch_namespaced_persistent_volume_claim, name, namespace, ops, **extra
-            )
-        else:
-            raise ValueError(kind)
-        return _json(raw)
+        answer = self._call(
+            "patch", kind, namespace=namespace, name=name, body=ops, content_type=JSON_PATCH
+        )
+        return _json(answer)
 
     def delete(self, kind: str, namespace: str, name: str, *, uid: str | None = None) -> bool:
         """Delete (in the background: the garbage collector takes the ReplicaSets and pods).
@@ -99,19 +85,8 @@ class KubeObjects:
         if uid is not None:
             body["preconditions"] = {"uid": uid}
         try:
-            if kind == DEPLOYMENT:
-                self._call(self._apps.delete_namespaced_deployment, name, namespace, body=body)
-            elif kind == SERVICE:
-                self._call(self._core.delete_namespaced_service, name, namespace, body=body)
-            elif kind == CLAIM:
-                self._call(
-                    self._core.delete_namespaced_persistent_volume_claim,
-                    name,
-                    namespace,
-                    body=body,
-                )
-            else:
-                raise ValueError(kind)
+            answer = self._call("delete", kind, namespace=namespace, name=name, body=body)
+            answer.data  # noqa: B018 - read to the end: the connection goes back to the pool
         except (NotFound, Conflict):
             return False
         return True
@@ -121,8 +96,9 @@ class KubeObjects:
     ) -> tuple[list[dict[str, Any]], str]:
         """The objects matching ``selector`` (in ``namespace``, None: every namespace) and
         the listing's resourceVersion."""
-        raw = self._call(self._lister(kind, namespace), *_scope(namespace), label_selector=selector)
-        listing = _json(raw)
+        listing = _json(
+            self._call("list", kind, namespace=namespace, query={"labelSelector": selector})
+        )
         version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
         return list(listing.get("items") or []), version
 
@@ -136,44 +112,29 @@ class KubeObjects:
         timeout: int,
     ) -> Any:
         """An open watch response (read it with ``watch_events``; ``shutdown()`` ends it)."""
+        query = {
+            "labelSelector": selector,
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout),
+        }
+        if resource_version:
+            query["resourceVersion"] = resource_version
         return self._call(
-            self._lister(kind, namespace),
-            *_scope(namespace),
-            label_selector=selector,
-            watch=True,
-            resource_version=resource_version or None,
-            allow_watch_bookmarks=True,
-            timeout_seconds=timeout,
+            "watch",
+            kind,
+            namespace=namespace,
+            query=query,
             # The server ends the watch after ``timeout``; reading may wait that long, and a
             # silently dropped connection is noticed a little later.
-            _request_timeout=(self.timeout, float(timeout + 30)),
+            timeout=(self.timeout, float(timeout + 30)),
         )
-
-    def _lister(self, kind: str, namespace: str | None) -> Any:
-        """The client's list method of ``kind``, namespaced or for all namespaces."""
-        if namespace is None:
-            return {
-                DEPLOYMENT: self._apps.list_deployment_for_all_namespaces,
-                SERVICE: self._core.list_service_for_all_namespaces,
-                CLAIM: self._core.list_persistent_volume_claim_for_all_namespaces,
-                POD: self._core.list_pod_for_all_namespaces,
-            }[kind]
-        return {
-            DEPLOYMENT: self._apps.list_namespaced_deployment,
-            SERVICE: self._core.list_namespaced_service,
-            CLAIM: self._core.list_namespaced_persistent_volume_claim,
-            POD: self._core.list_namespaced_pod,
-        }[kind]
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def _raw(self) -> dict[str, Any]:
-        return {"_preload_content": False, "_request_timeout": self.timeout}
-
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
-        options = {**self._raw(), **kwargs}
+    def _call(self, verb: str, kind: str, *, timeout: Any = None, **how: Any) -> Any:
         try:
-            return method(*args, **options)
+            return self._rest.request(verb, RESOURCES[kind], timeout=timeout or self.timeout, **how)
         except kubernetes.client.exceptions.ApiException as error:
             raise _translate(error) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
@@ -193,10 +154,6 @@ def watch_events(response: Any) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
     if buffer.strip():
         yield json.loads(buffer)
-
-
-def _scope(namespace: str | None) -> tuple[str, ...]:
-    return () if namespace is None else (namespace,)
 
 
 def _json(response: Any) -> dict[str, Any]:
