@@ -166,6 +166,77 @@ def floor(env: BenchEnv, n: int, threads: int, *, with_posts: bool = False) -> d
         emulator.process.stop()
 
 
+def same_writes(env: BenchEnv, n: int, threads: int) -> dict[str, float]:
+    """Seconds for a plain client to make every write the operator makes for N new models,
+    with the MLModel POSTs: per model the POST, the Deployment and the Service, the status
+    write and the "Created" Event (what the live burst's request log shows), T threads."""
+    emulator = Emulator(env, f"same-writes-{threads}")
+    try:
+        client = emulator.client(threads)
+        apps = kubernetes.client.AppsV1Api(client)
+        core = kubernetes.client.CoreV1Api(client)
+        custom = kubernetes.client.CustomObjectsApi(client)
+        group, version = API_VERSION.split("/")
+
+        def write(made: plan.KubernetesPlan) -> None:
+            name = made.name
+            raw: dict[str, Any] = {"_preload_content": False}
+            custom.create_namespaced_custom_object(
+                group, version, NAMESPACE, "mlmodels", manifest(name), **raw
+            )
+            deployment: Any = made.deployment
+            service: Any = made.service
+            apps.create_namespaced_deployment(NAMESPACE, deployment, **raw)
+            core.create_namespaced_service(NAMESPACE, service, **raw)
+            custom.patch_namespaced_custom_object_status(
+                group, version, NAMESPACE, "mlmodels", name, {"status": _STATUS}, **raw
+            )
+            event: Any = {
+                "metadata": {"generateName": f"{name}.", "namespace": NAMESPACE},
+                "involvedObject": {"apiVersion": API_VERSION, "kind": "MLModel", "name": name},
+                "type": "Normal",
+                "reason": "Created",
+                "message": f"Created workload {name}",
+                "source": {"component": "bench"},
+            }
+            core.create_namespaced_event(NAMESPACE, event, **raw)
+
+        cpu = procstat.cpu_seconds(emulator.process.pid)
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(write, made) for made in planned(n)]:
+                future.result()
+        took = time.monotonic() - started
+        cpu = procstat.cpu_seconds(emulator.process.pid) - cpu
+        assert emulator.count("/apis/apps/v1/deployments") == n
+        client.close()
+        return {"s": round(took, 2), "emulator_cpu_s": round(cpu, 2)}
+    finally:
+        emulator.process.stop()
+
+
+# A Ready model's status, as the operator writes it (the size of the write matters, not more).
+_STATUS: dict[str, Any] = {
+    "phase": "Running",
+    "observedGeneration": 1,
+    "endpoints": [f"http://model.{NAMESPACE}.svc:8080"],
+    "conditions": [
+        {
+            "type": kind,
+            "status": "True",
+            "reason": reason,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+        for kind, reason in (
+            ("Ready", "Ready"),
+            ("Available", "Running"),
+            ("ImageReady", "Present"),
+        )
+    ],
+    "runner": {"type": "kubernetes", "workload": "model"},
+}
+
+
 def post_models(emulator: Emulator, n: int) -> float:
     """POST the N MLModels at once (8 threads, as the other operator bench); seconds taken."""
     collection = f"/apis/{API_VERSION}/namespaces/{NAMESPACE}/mlmodels"
@@ -370,6 +441,12 @@ def operator(env: BenchEnv, n: int, args: argparse.Namespace) -> dict[str, Any]:
         result["objects_s"] = round(last - started_wall, 2)
         result.update(cpu.taken(n))
         wait_ready(emulator, n, args.timeout)
+        statuses = [
+            stamp
+            for stamp, method, path in emulator.requests(started_wall, time.time())
+            if method == "PATCH" and path.endswith("/status")
+        ]
+        result["statuses_s"] = round(max(statuses) - started_wall, 2)
         result["ready_s"] = round(time.monotonic() - started, 2)
         kinds = requests_by_kind(emulator, started_wall, time.time())
         result["burst_requests"] = sum(kinds.values())
@@ -513,6 +590,18 @@ def render(results: dict[str, Any]) -> str:
         + _cpu_per_model(op)
         + ".",
     ]
+    if "floor_same_writes_s" in results and "statuses_s" in op:
+        same = results["floor_same_writes_s"]
+        lines += [
+            "",
+            "The same writes (not a target; what the ratio above is made of): a plain client "
+            f"making every write the operator makes for a new model (the MLModel POST, the "
+            f"Deployment, the Service, the status, the Event: {5 * n} requests) takes "
+            f"{same:.1f} s"
+            + _busy("emulator", results.get("floor_same_writes_emulator_cpu_s"), same)
+            + f"; the operator's last status write came {op['statuses_s']:.1f} s after the "
+            f"first POST: {op['statuses_s'] / same:.2f}x.",
+        ]
     if "backlog" in results:
         back = results["backlog"]
         lines += [
@@ -572,6 +661,9 @@ def measure(env: BenchEnv, args: argparse.Namespace) -> dict[str, Any]:
     best_threads = min(results["floor_s"], key=results["floor_s"].__getitem__)
     results["floor_best_s"] = floors[best_threads]["s"]
     results["floor_emulator_cpu_s"] = floors[best_threads]["emulator_cpu_s"]
+    same = same_writes(env, args.n, best_threads)
+    results["floor_same_writes_s"] = same["s"]
+    results["floor_same_writes_emulator_cpu_s"] = same["emulator_cpu_s"]
     with_posts = floor(env, args.n, best_threads, with_posts=True)
     results["floor_with_posts_s"] = with_posts["s"]
     results["floor_with_posts_emulator_cpu_s"] = with_posts["emulator_cpu_s"]

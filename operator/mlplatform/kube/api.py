@@ -3,8 +3,9 @@
 kopf owns the watch, the finalizers and the Events; these two calls are the ones a long-lived
 per-object loop needs between kopf's handler invocations (kopf applies a daemon's ``patch``
 only when the daemon returns). They use the official client (the status write as plain
-JSON, ``runners.kubernetes.rest``), synchronously, from the reconcile worker threads; the client reads the same kubeconfig / in-cluster service account
-as kopf's default login (``KUBECONFIG`` honoured) and refreshes a projected token itself.
+JSON, ``runners.kubernetes.rest``), synchronously, from the reconcile worker threads; the
+client reads the same kubeconfig / in-cluster service account as kopf's default login
+(``KUBECONFIG`` honoured) and refreshes a projected token itself.
 """
 
 from __future__ import annotations

@@ -66,25 +66,32 @@ class ModelStore:
     def observe(self, body: Mapping[str, Any]) -> str | None:
         """Keep ``body`` (seen by a kopf handler, whose context is kept to post events);
         its key when the change calls for a reconcile, else None."""
-        snapshot: dict[str, Any] = copy.deepcopy(dict(body))
-        meta = snapshot.get("metadata", {})
+        seen = dict(body)
+        meta = seen.get("metadata", {})
         owner = Owner(
             namespace=str(meta.get("namespace", "")), name=str(meta["name"]), uid=str(meta["uid"])
         )
         generation = meta.get("generation")
         deleting = bool(meta.get("deletionTimestamp"))
-        fingerprint = (owner.uid, generation, snapshot.get("spec"), deleting)
         reference = {
-            "apiVersion": snapshot.get("apiVersion"),
-            "kind": snapshot.get("kind"),
+            "apiVersion": seen.get("apiVersion"),
+            "kind": seen.get("kind"),
             "metadata": {"name": owner.name, "namespace": owner.namespace, "uid": owner.uid},
         }
         context = contextvars.copy_context()
         with self._lock:
             entry = self._entries.get(owner.key)
-            if entry is not None and entry.fingerprint == fingerprint:
+            if entry is not None and entry.fingerprint == (
+                owner.uid,
+                generation,
+                seen.get("spec"),
+                deleting,
+            ):  # a status write or a metadata change (the operator's own, mostly): kept as is
                 entry.reference, entry.context = reference, context
                 return None
+        # Copied only now: the object is kept, and kopf's body is not ours to hold.
+        snapshot: dict[str, Any] = copy.deepcopy(seen)
+        fingerprint = (owner.uid, generation, snapshot.get("spec"), deleting)
         found = _found(snapshot, owner, generation, deleting, self.delete_timeout)
         with self._lock:
             entry = self._entries.get(owner.key)
