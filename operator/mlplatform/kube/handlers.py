@@ -10,7 +10,8 @@
   resync).
 
 ``configure`` sets what the operator keeps on objects: a ``mlplatform.dev`` finalizer and
-kopf's bookkeeping in ``mlplatform.dev`` annotations, so that ``status`` is ours alone.
+kopf's progress in ``mlplatform.dev`` annotations (only while a Docker model's deletion is
+handled), so that ``status`` is ours alone; no last-handled copy (``NoDiffBase``).
 """
 
 from __future__ import annotations
@@ -32,15 +33,32 @@ def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
     """Apply the operator's persistence and posting choices to kopf's settings."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=API_GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     # kopf's own log lines become Events only from warnings up; ours are posted explicitly.
     settings.posting.level = logging.WARNING
     objects_log = logging.getLogger("kopf.objects")
     if not any(isinstance(f, _QuietObserve) for f in objects_log.filters):
         objects_log.addFilter(_QuietObserve())
     return settings
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled copy of the objects: the operator has no creation, update or resume
+    handler for kopf to tell apart (the store compares specs itself), and kopf tells a
+    deletion from ``deletionTimestamp``, not from a diff. kopf otherwise deep-copies and
+    compares every MLModel on every watch event, the operator's own status writes included,
+    for nothing (and its annotation was never written: no handler ever matched a change)."""
+
+    _NOTHING: kopf.BodyEssence = {}
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return self._NOTHING
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return self._NOTHING
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 class _QuietObserve(logging.Filter):
