@@ -5,14 +5,14 @@ serving while a new one is created under a temporary name (``<name>-<version>_<r
 with no alias. Each ``apply`` moves the update on (``Rollouts.step``): once the new
 container has run for the minimum ready time and passes its readiness probe, it takes over
 (``Rollouts.take_over``): it joins the network under the stable alias (both answer for a
-moment), the old one is retired from the alias while it stays on the network (its requests in
-flight finish, no new lookup returns it), then is stopped where it is (its grace period) and
-removed, and the new one is renamed to the contract name ``<name>-<version>``. Until then the status
-describes the serving container with a ``Rollout`` beside it; if the new one crashes, cannot
-be pulled or never passes its probe, the old one keeps serving and the rollout says why (the
-core backs off re-creating the new one, never touching the old). Every step is idempotent
-and read back from the engine (the alias and the temporary name are the only state), so a
-process killed in the middle finishes the update after its restart.
+moment), the old one is retired from the alias while it stays on the network (its requests
+in flight finish, no new lookup returns it), drains, is stopped where it is (its grace
+period) and removed, and the new one is renamed to the contract name ``<name>-<version>``.
+Until then the status describes the serving container with a ``Rollout`` beside it; if the
+new one crashes, cannot be pulled or never passes its probe, the old one keeps serving and
+the rollout says why (the core backs off re-creating the new one, never touching the old).
+Every step is idempotent and read back from the engine (the alias and the temporary name are
+the only state), so a process killed in the middle finishes the update after its restart.
 
 (The exception, decided by the runner: a model that publishes debug ports — one container
 at a time can bind them — is replaced with a short gap, and its status says so.)
