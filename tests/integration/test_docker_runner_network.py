@@ -5,8 +5,13 @@ from __future__ import annotations
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
+from docker.models.containers import Container
+
 from mlplatform.runners.base import MANAGED_BY, ProbeResult, RunnerStatus, State, Workload
+from mlplatform.runners.docker_engine import Engine
+from mlplatform.runners.docker_network import ModelsNetwork
 from mlplatform.runners.docker_runner import DockerRunner
+from mlplatform.runners.docker_status import holds_alias
 from tests.support.docker_env import DockerEnv, wait_until
 from tests.support.images import TestImages
 
@@ -100,3 +105,44 @@ def test_concurrent_first_applies_create_one_network(
         statuses = list(pool.map(docker_runner.apply, workloads))
     assert all(s.workload_id for s in statuses)
     assert len(docker_env.client.networks.list(names=[docker_env.network])) == 1
+
+
+# Held open by the client until /tmp/go exists, then one GET; the first line of the answer.
+_HELD_REQUEST = (
+    "(while [ ! -e /tmp/go ]; do sleep 0.05; done; printf 'GET /health HTTP/1.0\\r\\n\\r\\n')"
+    " | timeout 10 nc {address} 8080 | head -n 1"
+)
+
+
+def test_a_retired_container_leaves_the_alias_and_keeps_its_address_and_connections(
+    docker_env: DockerEnv, docker_runner: DockerRunner, test_images: TestImages
+) -> None:
+    """What an update's hand-over relies on: out of the alias, a request in flight answered."""
+    docker_runner.apply(docker_env.workload("held", test_images.http))
+    old = docker_env.client.containers.get(f"mlpt-held-{docker_env.token}-1")
+    settings = docker_env.settings()
+    models = ModelsNetwork(Engine(settings), settings)
+    address = models.address(old)
+    assert address is not None and holds_alias(old, docker_env.network, "held.test")
+    script = _HELD_REQUEST.format(address=address)
+    held = docker_env.run_helper(test_images.client, entrypoint=["sh", "-c", script])
+    # Its connection is established (port 8080 = 1F90, state 01) before the old one retires.
+    wait_until(lambda: ":1F90 " in _established(old), timeout=20)
+
+    assert models.retire(docker_env.client.networks.get(docker_env.network), old)
+
+    assert models.address(old) == address
+    assert not holds_alias(old, docker_env.network, "held.test")
+    held.exec_run(["sh", "-c", "echo > /tmp/go"])
+    assert held.wait(timeout=20)["StatusCode"] == 0
+    answer = held.logs().decode(errors="replace")
+    assert answer.startswith("HTTP/1.") and " 200 " in answer.split("\n")[0], answer
+
+
+def _established(container: Container) -> str:
+    """The container's established TCP connections' local addresses (httpd listens on IPv6,
+    so IPv4 clients show in /proc/net/tcp6 as mapped addresses)."""
+    _, output = container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"])
+    text = output.decode() if isinstance(output, bytes) else ""
+    rows = [line.split() for line in text.splitlines()[1:]]
+    return " ".join(f"{row[1]} " for row in rows if len(row) > 3 and row[3] == "01")

@@ -19,9 +19,10 @@ How the client connects (``mode``). ``each`` (the default) looks the name up and
 addresses in turn, moving on to the next only when no connection can be made — what curl,
 Go's ``net.Dial``, Python's ``socket.create_connection`` and Java do with a name that has
 several addresses. ``first`` uses the first address only (busybox ``nc``/``wget``). The
-difference matters for one moment of an update: when the old container leaves the network,
-Docker 20.10 removes its interface some 20-100 ms before its DNS record (measured), so a
-lookup in that window can still return the old, now unreachable, address beside the new
+difference matters for one moment of an update: when the old container leaves the network
+to join again out of the alias (``docker_network.ModelsNetwork.retire``), Docker 20.10
+removes its interface some 20-100 ms before its DNS record (measured), so a lookup in that
+window can still return the old address, unreachable for the moment between, beside the new
 one. ``each`` moves on to the new address (the request is a second slower); ``first`` fails
 if the old address came first. Docker offers no way to drop a DNS record before the
 interface (short of Swarm's load balancer), so the tests use ``each`` and the bench reports

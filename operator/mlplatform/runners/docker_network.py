@@ -112,13 +112,31 @@ class ModelsNetwork:
         with self._engine.guard(Operation.CONNECT_NETWORK, str(container.name)):
             network.connect(container, aliases=aliases)
 
-    def leave(self, network: Network, container: Container) -> None:
-        """Take ``container`` off the network, so no new request reaches it (best effort)."""
-        with (
-            contextlib.suppress(errors.RunnerError),
-            self._engine.guard(Operation.DISCONNECT_NETWORK, str(container.name)),
-        ):
-            network.disconnect(container, force=True)
+    def retire(self, network: Network, container: Container) -> bool:
+        """Take ``container`` out of its aliases' answers while it stays reachable.
+
+        The engine drops an alias only with the endpoint, so ``container`` leaves and joins
+        again under its own name. Its connections in flight survive the moment between
+        (TCP retransmits) when it gets its address back, which the engine's allocator does
+        when no lower address is free; whether it did is returned (otherwise they were cut,
+        as leaving the network would have cut them). Best effort: an engine error leaves it
+        as it was or off the network, and the caller stops it next either way.
+        """
+        before = self.address(container)
+        with contextlib.suppress(errors.RunnerError):
+            with self._engine.guard(Operation.DISCONNECT_NETWORK, str(container.name)):
+                network.disconnect(container, force=True)
+            with self._engine.guard(Operation.CONNECT_NETWORK, str(container.name)):
+                network.connect(container)
+            with self._engine.guard(Operation.INSPECT, str(container.name)):
+                container.reload()
+        return before is not None and self.address(container) == before
+
+    def address(self, container: Container) -> str | None:
+        """The container's IPv4 address on the models' network, as last read."""
+        networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
+        address = (networks.get(self.name) or {}).get("IPAddress")
+        return str(address) if address else None
 
     def _networks(self, client: docker.DockerClient, name: str) -> list[Network]:
         with self._engine.guard(Operation.INSPECT_NETWORK, name):

@@ -5,13 +5,14 @@ serving while a new one is created under a temporary name (``<name>-<version>_<r
 with no alias. Each ``apply`` moves the update on (``Rollouts.step``): once the new
 container has run for the minimum ready time and passes its readiness probe, it takes over
 (``Rollouts.take_over``): it joins the network under the stable alias (both answer for a
-moment), the old one leaves the network, is stopped (its grace period) and removed, and the
-new one is renamed to the contract name ``<name>-<version>``. Until then the status
-describes the serving container with a ``Rollout`` beside it; if the new one crashes, cannot
-be pulled or never passes its probe, the old one keeps serving and the rollout says why (the
-core backs off re-creating the new one, never touching the old). Every step is idempotent
-and read back from the engine (the alias and the temporary name are the only state), so a
-process killed in the middle finishes the update after its restart.
+moment), the old one is retired from the alias while it stays on the network (its requests
+in flight finish, no new lookup returns it), drains, is stopped where it is (its grace
+period) and removed, and the new one is renamed to the contract name ``<name>-<version>``.
+Until then the status describes the serving container with a ``Rollout`` beside it; if the
+new one crashes, cannot be pulled or never passes its probe, the old one keeps serving and
+the rollout says why (the core backs off re-creating the new one, never touching the old).
+Every step is idempotent and read back from the engine (the alias and the temporary name are
+the only state), so a process killed in the middle finishes the update after its restart.
 
 (The exception, decided by the runner: a model that publishes debug ports — one container
 at a time can bind them — is replaced with a short gap, and its status says so.)
@@ -20,6 +21,7 @@ at a time can bind them — is replaced with a short gap, and its status says so
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 
 import docker
@@ -33,10 +35,19 @@ from mlplatform.runners.docker_debug import DebugClaim
 from mlplatform.runners.docker_network import ModelsNetwork
 from mlplatform.runners.docker_status import RUNNING, STARTING, holds_alias, status_of
 
-# Seconds both containers answer on the stable alias before the old one leaves the network:
+log = logging.getLogger(__name__)
+
+# Seconds both containers answer on the stable alias before the old one is retired from it:
 # a client that looked the name up just before the new one joined got the old address only,
 # and must have connected by then.
 SWITCH_SETTLE_SECONDS = 1.0
+# Seconds the old container stays reachable once no lookup of the alias returns it, before it
+# is stopped: the engine drops its DNS record up to ~0.1 s after the endpoint (measured on
+# 20.10), and a client that looked the name up just before must still connect and be
+# answered (a request cut by the old container's going is the failure this avoids). One
+# second covers both with room for a loaded machine; the old container is out of every
+# answer meanwhile, so a longer drain only delays the update's end.
+RETIRE_DRAIN_SECONDS = 1.0
 
 # Why a new revision could not be started, as the core reports it.
 _REASONS: dict[type[errors.RunnerError], Reason] = {
@@ -54,6 +65,7 @@ class Rollouts:
         self._network = network
         self.min_ready = min_ready
         self.switch_settle = SWITCH_SETTLE_SECONDS
+        self.retire_drain = RETIRE_DRAIN_SECONDS
 
     def step(
         self,
@@ -144,7 +156,7 @@ class Rollouts:
         serving: Container | None,
         claim: DebugClaim,
     ) -> base.RunnerStatus:
-        """The new revision answers on the stable endpoint, the old one leaves, then goes.
+        """The new revision answers on the stable endpoint, the old one drains, then goes.
 
         Each step can be repeated: a takeover cut short (the process killed) is finished by
         the next apply, which finds the new container holding the alias.
@@ -159,8 +171,22 @@ class Rollouts:
             if serving is not None and status_of(serving) in RUNNING:
                 time.sleep(self.switch_settle)
         if serving is not None:
-            # Off the network first, so no new request reaches it, then stopped and removed.
-            self._network.leave(network, serving)
+            if status_of(serving) in RUNNING and holds_alias(
+                serving, self._network.name, plan.aliases[0]
+            ):
+                # Out of the alias's answers but still reachable, so the requests it serves
+                # and those of clients that looked it up a moment ago are answered; leaving
+                # the network instead would cut them (its interface goes at once).
+                if not self._network.retire(network, serving):
+                    log.warning(
+                        "the old container %s did not keep its address on %s: requests in "
+                        "flight to it were cut",
+                        serving.name,
+                        self._network.name,
+                    )
+                time.sleep(self.retire_drain)
+            # Stopped where it is: a server that finishes its requests on SIGTERM (as model
+            # servers do) drops none of those still running; no new one reaches it.
             self._containers.remove_all([serving])
         if candidate.name != plan.name:
             self._containers.rename(client, workload, candidate, plan.name)
