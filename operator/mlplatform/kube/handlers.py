@@ -49,13 +49,11 @@ class NoDiffBase(kopf.DiffBaseStorage):
     compares every MLModel on every watch event, the operator's own status writes included,
     for nothing (and its annotation was never written: no handler ever matched a change)."""
 
-    _NOTHING: kopf.BodyEssence = {}
-
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        return self._NOTHING
+        return {}  # a fresh one each time: kopf may change what it is given
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return self._NOTHING
+        return {}
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         return None
