@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 
+import docker.errors
 import pytest
+from docker.models.containers import Container
 
 from mlplatform import errors
 from mlplatform.models.spec import container_name
@@ -109,6 +113,36 @@ def test_a_create_refused_for_the_name_is_a_conflict_only_when_the_holder_is_a_s
             containers.name_taken(docker_env.client, stranger, refused)
     finally:
         engine.close()
+
+
+def test_a_removal_that_races_another_frees_the_name_before_it_returns(
+    docker_env: DockerEnv, test_images: TestImages
+) -> None:
+    # Two removers at once (a resync's garbage collection and a rollout, or `docker rm -f`):
+    # the engine answers the second "removal already in progress" (409) while the name is
+    # still held. ``remove`` returns only once it is free, so a create of the same name right
+    # after succeeds (it met a Conflict in about half of such races before). The race is
+    # the engine's, so it is run a number of times.
+    settings = docker_env.settings()
+    engine = Engine(settings)
+    containers = Containers(engine, settings, ModelsNetwork(engine, settings))
+    try:
+        for attempt in range(12):
+            name = docker_env.helper_name(f"race{attempt}")
+            held = docker_env.run_helper(test_images.http, name=name)
+            outside = threading.Thread(target=_remove_quietly, args=(held,))
+            outside.start()
+            containers.remove(held)
+            again = docker_env.run_helper(test_images.http, name=name)
+            outside.join(30)
+            again.remove(force=True)
+    finally:
+        engine.close()
+
+
+def _remove_quietly(container: Container) -> None:
+    with contextlib.suppress(docker.errors.APIError):  # the other remover came first: 409/404
+        container.remove(force=True)
 
 
 def test_a_container_of_another_controller_is_a_conflict(

@@ -349,10 +349,17 @@ class Containers:
                 container.remove(force=True)
         except errors.RunnerError as error:
             cause = error.__cause__
-            # Already gone, or already being removed: the outcome asked for.
-            if isinstance(cause, docker.errors.NotFound) or (
-                isinstance(cause, docker.errors.APIError) and cause.status_code == 409
-            ):
+            if isinstance(cause, docker.errors.NotFound):
+                return  # already gone
+            if isinstance(cause, docker.errors.APIError) and cause.status_code == 409:
+                # Already being removed (a resync's garbage collection, ``docker rm -f``):
+                # waited for, so that the name is free when this returns (a create of the
+                # same name right after met the one still being removed).
+                with contextlib.suppress(docker.errors.DockerException, OSError):
+                    if container.client is not None:
+                        container.client.api.wait(
+                            str(container.id), timeout=REMOVAL_WAIT_SECONDS, condition="removed"
+                        )
                 return
             raise
 
