@@ -169,6 +169,9 @@ def test_an_invalid_manifest_holds_its_model_in_watch_mode_across_resyncs(
     wait_until(lambda: local.log().count("Manag") >= 1 and status.exists(), timeout=30)
     wait_until(lambda: "keeps running" in status.read_text(), timeout=30)
     wait_until(lambda: held_item(status, "a") is not None, timeout=30)
+    # The touch must come once the watch is set (an earlier one is read by the re-read that
+    # follows the setting, which logs no "reloading").
+    wait_until(lambda: "Watching the manifests for changes" in local.log(), timeout=30)
     path.write_text(path.read_text())  # touch: one more reload
     wait_until(lambda: local.log().count("reloading") >= 1, timeout=30)
 

@@ -359,7 +359,9 @@ class _ManifestWatcher:
     inotify (watchfiles), on the folders that hold the given paths: a change is seen in
     milliseconds and an idle watcher costs nothing. A batch is read once the files have
     been quiet for QUIET_MS (a save in progress is not read half-written; a half-read file
-    would only be refused as invalid and read again on its next change).
+    would only be refused as invalid and read again on its next change). Once the watch is
+    set (within half a second), the manifests are read once more and "Watching the
+    manifests for changes" is logged: an edit made during start-up is not lost.
     """
 
     def __init__(self, paths: Sequence[Path], reload: Callable[[], object]) -> None:
@@ -388,17 +390,27 @@ class _ManifestWatcher:
                 and any(path.is_relative_to(folder) for folder in folders)
             )
 
-        for _ in watchfiles.watch(
+        armed = False
+        for changes in watchfiles.watch(
             *roots,
             watch_filter=relevant,
             step=QUIET_MS,
             debounce=1000,
             stop_event=self._stopped,
             rust_timeout=500,
+            yield_on_timeout=True,  # the first answer, a change or not, says the watch is set
             raise_interrupt=False,
         ):
-            log.info("Manifests changed; reloading")
-            self._reload()
+            if not armed:
+                armed = True
+                # The manifests were read before the watch was set: a change made in between
+                # was seen by neither, so they are read once more now.
+                log.info("Watching the manifests for changes")
+                self._reload()
+                continue
+            if changes:
+                log.info("Manifests changed; reloading")
+                self._reload()
 
 
 def _existing_folder(path: Path) -> Path:
