@@ -71,6 +71,8 @@ class LocalController:
         roots: ownership.Roots | None = None,
     ) -> None:
         self._paths = list(paths)
+        # The manifest files (modification time, size) as the last reading found them.
+        self.files_read: dict[Path, tuple[int, int] | None] = {}
         # What this run may remove: workloads whose source is under its roots and whose
         # manifest is not held by being invalid (see ``in_scope``).
         self._roots = roots or ownership.Roots.of(self._paths)
@@ -105,6 +107,7 @@ class LocalController:
         """Read the manifests and enqueue what changed; returns what was read."""
         # Who already runs decides contested ids and keys; an invalid file holds the
         # workloads it made.
+        self.files_read = _files(self._paths)  # before: a change during the read shows
         state = desired.load(self._paths, running=self._running())
         changed: list[str] = []
         with self._lock:
@@ -271,7 +274,7 @@ class LocalController:
             workers=self._workers,
             resync_interval=self._resync if watch else None,
             watch_runner=watch,
-            sources=[_ManifestWatcher(self._paths, self.load)] if watch else [],
+            sources=[_ManifestWatcher(self._paths, self.load, self.files_read)] if watch else [],
         )
         self._controller.enqueue_all()
         self._controller.start()
@@ -360,13 +363,20 @@ class _ManifestWatcher:
     milliseconds and an idle watcher costs nothing. A batch is read once the files have
     been quiet for QUIET_MS (a save in progress is not read half-written; a half-read file
     would only be refused as invalid and read again on its next change). Once the watch is
-    set (within half a second), the manifests are read once more and "Watching the
-    manifests for changes" is logged: an edit made during start-up is not lost.
+    set (within half a second), "Watching the manifests for changes" is logged and the
+    manifests are read once more if a file changed since the first reading: an edit made
+    during start-up is not lost.
     """
 
-    def __init__(self, paths: Sequence[Path], reload: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        reload: Callable[[], object],
+        read: dict[Path, tuple[int, int] | None],
+    ) -> None:
         self._paths = list(paths)
         self._reload = reload
+        self._read = read  # the manifest files as the last reading found them
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mlplatform-files", daemon=True)
 
@@ -403,14 +413,28 @@ class _ManifestWatcher:
         ):
             if not armed:
                 armed = True
-                # The manifests were read before the watch was set: a change made in between
-                # was seen by neither, so they are read once more now.
                 log.info("Watching the manifests for changes")
-                self._reload()
+                # The manifests were read before the watch was set: a change made in between
+                # was seen by neither, so they are read once more if any file differs.
+                if changes or _files(self._paths) != self._read:
+                    self._reload()
                 continue
             if changes:
                 log.info("Manifests changed; reloading")
                 self._reload()
+
+
+def _files(paths: Sequence[Path]) -> dict[Path, tuple[int, int] | None]:
+    """Each manifest file under ``paths`` with its modification time and size (None: gone)."""
+    found: dict[Path, tuple[int, int] | None] = {}
+    for path in documents.manifest_files(list(paths)):
+        try:
+            stat = path.stat()
+        except OSError:
+            found[path] = None
+        else:
+            found[path] = (stat.st_mtime_ns, stat.st_size)
+    return found
 
 
 def _existing_folder(path: Path) -> Path:
