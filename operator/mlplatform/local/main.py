@@ -18,11 +18,11 @@ of the API server (like the kubelet's static pods). Exit codes:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
+import os
 import signal
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -170,17 +170,15 @@ def once(controller: LocalController, reporter: Reporter, *, timeout: float) -> 
 
 def watch(controller: LocalController, reporter: Reporter) -> int:
     """Keep converging until SIGINT or SIGTERM; the models keep running after."""
-    stop = threading.Event()
-    restore = _on_signals(stop.set)
+    signals = _StopSignals()
     controller.start(watch=True)
     log.info("Watching the manifests and the engine; Ctrl-C stops watching, models keep running")
     try:
-        while not stop.wait(1.0):
-            pass
+        signals.wait()
     finally:
         log.info("Stopping; the models keep running (mlplatform local --down removes them)")
         controller.stop()
-        restore()
+        signals.close()
     return 0
 
 
@@ -234,16 +232,33 @@ def down(paths: list[Path], reconciler: Reconciler, roots: ownership.Roots, runn
     return 0 if ok else 1
 
 
-def _on_signals(handler: Callable[[], None]) -> Callable[[], None]:
-    """Call ``handler`` on SIGINT and SIGTERM; returns what puts the old handlers back."""
+class _StopSignals:
+    """SIGINT and SIGTERM, waited for on a pipe until ``close`` puts the old handlers back.
 
-    def _handle(signum: int, frame: FrameType | None) -> None:
-        handler()
+    The handler only writes a byte to the pipe: it takes no lock. It used to set a
+    ``threading.Event``, whose lock the main thread holds inside ``Event.wait`` and
+    ``Event.set``: a second signal landing in the first one's handler (Ctrl-C twice, or once
+    through a wrapper that forwards it, as ``timeout`` does) deadlocked the process, which
+    then ignored every signal but SIGKILL.
+    """
 
-    previous = {sig: signal.signal(sig, _handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
 
-    def restore() -> None:
-        for sig, old in previous.items():
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(BlockingIOError):  # the pipe is full: one byte is enough
+            os.write(self._write, b"\0")
+
+    def wait(self) -> None:
+        """Until the first SIGINT or SIGTERM (at once if one came already)."""
+        os.read(self._read, 1)
+
+    def close(self) -> None:
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
-
-    return restore
+        os.close(self._read)
+        os.close(self._write)
