@@ -121,7 +121,8 @@ def test_a_retired_container_leaves_the_alias_and_keeps_its_address_and_connecti
     docker_runner.apply(docker_env.workload("held", test_images.http))
     old = docker_env.client.containers.get(f"mlpt-held-{docker_env.token}-1")
     settings = docker_env.settings()
-    models = ModelsNetwork(Engine(settings), settings)
+    engine = Engine(settings)
+    models = ModelsNetwork(engine, settings)
     address = models.address(old)
     assert address is not None and holds_alias(old, docker_env.network, "held.test")
     script = _HELD_REQUEST.format(address=address)
@@ -129,7 +130,10 @@ def test_a_retired_container_leaves_the_alias_and_keeps_its_address_and_connecti
     # Its connection is established (port 8080 = 1F90, state 01) before the old one retires.
     wait_until(lambda: ":1F90 " in _established(old), timeout=20)
 
-    assert models.retire(docker_env.client.networks.get(docker_env.network), old)
+    try:
+        assert models.retire(docker_env.client.networks.get(docker_env.network), old)
+    finally:
+        engine.close()
 
     assert models.address(old) == address
     assert not holds_alias(old, docker_env.network, "held.test")

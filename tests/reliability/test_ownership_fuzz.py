@@ -112,29 +112,29 @@ class Fuzz:
             owner: [(mid, cid) for mid, cid, _ in items] for owner, items in self.sources().items()
         }
 
-    def sources(self) -> dict[str, list[tuple[str, str, str]]]:
+    def listed(self) -> list[dict[str, Any]]:
+        """This controller's containers, as the engine lists them."""
+        listed: list[dict[str, Any]] = self.env.client.api.containers(
+            all=True, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
+        )
+        return listed
+
+    def sources(
+        self, listed: list[dict[str, Any]] | None = None
+    ) -> dict[str, list[tuple[str, str, str]]]:
         """Owner name → [(model id, container id, source label)] for this controller."""
         found: dict[str, list[tuple[str, str, str]]] = {}
-        for c in self.env.client.api.containers(
-            all=True, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
-        ):
+        for c in self.listed() if listed is None else listed:
             labels = c["Labels"]
             found.setdefault(labels[LABEL_OWNER_NAME], []).append(
                 (labels[LABEL_MODEL_ID], c["Id"], labels.get(LABEL_SOURCE, ""))
             )
         return found
 
-    def names(self) -> dict[str, str]:
-        """Container id → container name, for this controller."""
-        return {
-            c["Id"]: c["Names"][0].lstrip("/")
-            for c in self.env.client.api.containers(
-                all=True, filters={"label": f"{LABEL_CONTROLLER}={self.env.controller}"}
-            )
-        }
-
     def violations(self) -> list[str]:
-        labelled = self.sources()
+        listed = self.listed()  # one listing for every check below
+        labelled = self.sources(listed)
+        names = {c["Id"]: c["Names"][0].lstrip("/") for c in listed}
         found = {o: [(mid, cid) for mid, cid, _ in items] for o, items in labelled.items()}
         problems = []
         for name, model in self.models.items():
@@ -150,7 +150,7 @@ class Fuzz:
             elif [src for _, _, src in labelled[name]] != [str(self.path(name).resolve())]:
                 # Settled only once the run of its folder has made it its own (a move).
                 problems.append(f"{name}: not yet from {self.path(name)}: {labelled[name]}")
-            elif self.names().get(have[0][1]) != container_name(self.model_id(name)):
+            elif names.get(have[0][1]) != container_name(self.model_id(name)):
                 # ... and its new revision took over under the contract name: a move can leave
                 # the new revision alone under its temporary name for a moment (the previous
                 # run removed the old one first), and a break then must not hold that one.
