@@ -147,6 +147,9 @@ def _as_json_schema(node: Schema) -> Schema:
     for key, value in node.items():
         if key == "properties":
             out[key] = {name: _as_json_schema(sub) for name, sub in value.items()}
+            if "metadata" in out[key]:
+                # ObjectMeta is the API server's own: the CRD may only describe name there.
+                out[key]["metadata"] = {"type": "object"}
         elif key in {"items", "additionalProperties"} and isinstance(value, dict):
             out[key] = _as_json_schema(value)
         elif key == "default" or key.startswith("x-kubernetes-"):
@@ -281,10 +284,14 @@ def _walk(node: Schema, value: Any, path: str) -> list[str]:
     problems = _list_type_problems(node, value, path)
     for validation in node.get("x-kubernetes-validations", []):
         verdict = evaluate_rule(validation["rule"], value)
-        where = path or "<root>"
+        where = path or "<nil>"  # kube-apiserver's word for the root
+        if "fieldPath" in validation:
+            where = f"{path}{validation['fieldPath']}" if path else validation["fieldPath"][1:]
         if verdict is False:
             message = validation.get("message") or f"failed rule: {validation['rule']}"
-            problems.append(f'{where}: Invalid value: "{_type_name(value)}": {message}')
+            # The server shows the value when the rule sits on a scalar, not on an object/list.
+            shown = "" if isinstance(value, dict | list) else f"{json.dumps(value)}: "
+            problems.append(f"{where}: Invalid value: {shown}{message}")
         elif verdict is not True:
             problems.append(f"{where}: Internal error: rule evaluation failed: {verdict}")
     if isinstance(value, dict):

@@ -43,9 +43,17 @@ RETIRED_RUNNERS = {"pod": "kubernetes"}
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 
 
-def cel(rule: str, message: str) -> dict[str, JsonValue]:
-    """A CEL rule for the CRD's ``x-kubernetes-validations``, kept beside its Python twin."""
-    return {"rule": rule, "message": message}
+def cel(rule: str, message: str, *, field_path: str | None = None) -> dict[str, JsonValue]:
+    """A CEL rule for the CRD's ``x-kubernetes-validations``, kept beside its Python twin.
+
+    ``field_path`` (``.debug``) is the field the API server names in its message when the rule
+    sits on an object but is about one of its fields; without it the server names the object
+    (``spec``), or ``<nil>`` at the root.
+    """
+    validation: dict[str, JsonValue] = {"rule": rule, "message": message}
+    if field_path is not None:
+        validation["fieldPath"] = field_path
+    return validation
 
 
 def cel_string(text: str) -> str:
@@ -563,6 +571,7 @@ OBJECT_VALIDATIONS: list[dict[str, JsonValue]] = [
         f"|| (size(self.metadata.name) <= {rules.DNS_1035_LABEL_MAX_LENGTH} "
         f"&& self.metadata.name.matches({cel_string(rules.DNS_1035_LABEL_PATTERN)}))",
         f"metadata.name {rules.KUBERNETES_NAME_RULE}",
+        field_path=".metadata.name",
     )
 ]
 
@@ -585,6 +594,7 @@ class MLModelSpec(_Strict):
             cel(
                 "!(self.runner == 'kubernetes' && self.debug)",
                 rules.KUBERNETES_DEBUG_RULE,
+                field_path=".debug",
             )
         )
     )
