@@ -46,7 +46,7 @@ mkdir -p "$partial"
 trap 'rm -rf "$partial"' EXIT
 (
   cd "$pins"
-  go build -trimpath -ldflags="-s -w $version_flags" -o "$partial/" \
+  go build -buildvcs=false -trimpath -ldflags="-s -w $version_flags" -o "$partial/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \

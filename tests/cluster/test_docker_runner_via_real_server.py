@@ -17,7 +17,7 @@ from tests.support.docker_env import DockerEnv
 from tests.support.images import TestImages
 
 pytestmark = pytest.mark.docker
-FINALIZER = "mlplatform.dev/workload"
+FINALIZER = "mlplatform.dev/finalizer"
 
 
 def spec_for(env: DockerEnv, images: TestImages, name: str, **extra: Any) -> dict[str, Any]:

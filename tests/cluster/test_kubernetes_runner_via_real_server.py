@@ -48,7 +48,7 @@ def test_deployment_replicaset_and_pod_come_from_the_real_controllers_and_the_mo
     obj = cluster.plane.wait_for("mlmodel", ns, "iris", is_ready, timeout=60)
     status = obj["status"]
     assert status["phase"] == "Running"
-    assert status["endpoints"] == [f"http://iris.{ns}:8080"]
+    assert status["endpoints"] == [f"http://iris.{ns}.svc:8080"]
     assert status["runner"]["type"] == "kubernetes"
 
     deployment = cluster.plane.get("deployment", ns, "iris")
@@ -99,7 +99,9 @@ def test_a_spec_change_rolls_out_through_a_new_replicaset_and_ready_never_drops(
         apply(cluster, "iris", spec(container={"env": [{"name": "COLOUR", "value": "blue"}]}))
         obj = cluster.plane.wait_for(
             "mlmodel", ns, "iris",
-            lambda o: is_ready(o) and o["status"]["observedGeneration"] == 2,
+            lambda o: is_ready(o)
+            and o["status"]["observedGeneration"] == 2
+            and condition(o, "Updating").get("status") != "True",
             timeout=60,
         )  # fmt: skip
     finally:

@@ -514,6 +514,7 @@ class Controller:
             removed.extend(result.removed)
         if not listed:
             return None
+        self.reconciler.metrics.resyncs.inc()
         for uid in stale:
             self.queue.add(by_uid[uid])
         for owned in removed:

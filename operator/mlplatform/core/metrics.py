@@ -5,6 +5,7 @@ mlplatform_reconcile_duration_seconds         how long one reconcile took
 mlplatform_models{phase}                      models by phase
 mlplatform_container_restarts_total           containers restarted after dying or vanishing
 mlplatform_runner_errors_total{error}         runner (Docker API) errors by type
+mlplatform_resyncs_total                      full resyncs against the runners' workloads
 
 With them, on the same registry, the standard collectors every Prometheus client exports:
 ``process_*`` (CPU seconds, resident memory, open file descriptors, start time),
@@ -56,6 +57,11 @@ class Metrics:
             "mlplatform_runner_errors",
             "Runner (Docker API) errors",
             ["error"],
+            registry=self.registry,
+        )
+        self.resyncs = Counter(
+            "mlplatform_resyncs",
+            "Full resyncs of every model against the runners' workloads",
             registry=self.registry,
         )
         self._phases: dict[str, Phase] = {}

@@ -10,6 +10,7 @@ client reads the same kubeconfig / in-cluster service account as kopf's default 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from typing import Any, Final
 
@@ -21,7 +22,13 @@ from mlplatform.runners.kubernetes.rest import MERGE_PATCH, Resource, Rest, Rule
 # The status write goes as plain JSON (``rest``): it is one per model under a burst, and the
 # typed client's validation of the body cost more than the request.
 MLMODEL_STATUS: Final = Resource(API_GROUP, API_VERSION, PLURAL, "status")
-RULES: Final[frozenset[Rule]] = frozenset({MLMODEL_STATUS.rule("patch")})
+PEERING_GROUP: Final = "kopf.dev"
+PEERING_VERSION: Final = "v1"
+PEERINGS: Final = Resource(PEERING_GROUP, PEERING_VERSION, "kopfpeerings")
+CLUSTER_PEERINGS: Final = Resource(PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings")
+RULES: Final[frozenset[Rule]] = frozenset(
+    {MLMODEL_STATUS.rule("patch"), PEERINGS.rule("get"), CLUSTER_PEERINGS.rule("get")}
+)
 
 
 class ObjectGone(Exception):
@@ -88,6 +95,22 @@ class KubeApi:
                 raise ObjectGone(f"{namespace}/{name}") from error
             raise
 
+    def peering_records(self, name: str, namespaces: Collection[str] = ()) -> list[Any]:
+        """The ``status`` (identity → record) of kopf's peering object ``name``: the
+        cluster-wide one, or the one in each of ``namespaces``."""
+        where: list[tuple[Resource, str | None]] = (
+            [(PEERINGS, namespace) for namespace in namespaces]
+            if namespaces
+            else [(CLUSTER_PEERINGS, None)]
+        )
+        found: list[Any] = []
+        for resource, namespace in where:
+            response = self._rest.request(
+                "get", resource, namespace=namespace, name=name, timeout=self._timeout
+            )
+            found.append(json.loads(response.data).get("status") or {})
+        return found
+
     def live_uids(self, namespaces: Collection[str] = ()) -> set[str]:
         """The uids of every MLModel now stored (in ``namespaces``, or in the whole cluster)."""
         listings: list[Any]
@@ -110,10 +133,6 @@ class KubeApi:
             for item in listing.get("items", [])
             if item.get("metadata", {}).get("uid")
         }
-
-
-PEERING_GROUP = "kopf.dev"
-PEERING_VERSION = "v1"
 
 
 def ensure_peering(api: KubeApi, name: str, namespaces: Collection[str] = ()) -> None:

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
+from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
@@ -24,6 +28,7 @@ from mlplatform.core.metrics import Metrics
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.kube import handlers
 from mlplatform.kube.api import KubeApi, PeeringUnavailable, ensure_peering
+from mlplatform.kube.leadership import Peering
 from mlplatform.kube.operator import Operator
 from mlplatform.kube.options import OperatorConfig
 from mlplatform.kube.store import plain_namespaces
@@ -59,6 +64,19 @@ def run(config: OperatorConfig) -> int:
     metrics = Metrics()
     if config.metrics_port:
         start_http_server(config.metrics_port, registry=metrics.registry)
+    identity = f"{socket.gethostname()}/{os.getpid()}-{secrets.token_hex(3)}"
+    priority = config.peering_priority()
+    peering_namespaces = plain_namespaces(namespaces)
+    peering = (
+        None
+        if config.standalone
+        else Peering(
+            read=lambda: api.peering_records(config.peering, peering_namespaces),
+            identity=identity,
+            priority=priority,
+        )
+    )
+    lost = _Lost()
     operator = Operator(
         reconciler=Reconciler(runners, metrics=metrics),
         api=api,
@@ -68,6 +86,8 @@ def run(config: OperatorConfig) -> int:
         resync_interval=config.resync_interval,
         delete_timeout=config.delete_timeout,
         workers=config.workers,
+        peering=peering,
+        on_lost=lost.set,
     )
     registry = kopf.OperatorRegistry()
     handlers.register(registry, operator)
@@ -75,6 +95,7 @@ def run(config: OperatorConfig) -> int:
     # does (in-cluster service account, else the kubeconfig; KUBECONFIG honoured).
     kopf.on.login(id="login", registry=registry)(kopf.login_via_client)
     kopf_settings = handlers.configure(kopf.OperatorSettings())
+    kopf_settings.peering.lifetime = config.peering_lifetime
     if config.webhook_port:
         _serve_admission(config, registry, kopf_settings)
     if not config.standalone:
@@ -91,18 +112,51 @@ def run(config: OperatorConfig) -> int:
         config.resync_interval,
     )
     asyncio.run(
-        kopf.operator(
+        lost.around(
             registry=registry,
             settings=kopf_settings,
             standalone=config.standalone,
             peering_name=None if config.standalone else config.peering,
-            priority=config.peering_priority(),
+            priority=priority,
+            identity=identity,
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=config.liveness or None,
         )
     )
+    if lost.happened:
+        log.error("Exiting: another replica took the lead (this one restarts as a standby)")
+        return 1
     return 0
+
+
+class _Lost:
+    """Another replica took the lead: kopf is told to stop (cleanly) from any thread.
+
+    kopf's stop flag is an asyncio future made in kopf's own loop: a threading flag would be
+    waited on in a thread that ``asyncio.run`` then waits for at exit, forever."""
+
+    def __init__(self) -> None:
+        self.happened = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flag: asyncio.Future[None] | None = None
+
+    async def around(self, **options: Any) -> None:
+        """``kopf.operator(**options)`` with this stop flag."""
+        self._loop = asyncio.get_running_loop()
+        self._flag = self._loop.create_future()
+        if self.happened:
+            self._flag.set_result(None)
+        await kopf.operator(stop_flag=self._flag, **options)
+
+    def set(self) -> None:
+        self.happened = True
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop)
+
+    def _stop(self) -> None:
+        if self._flag is not None and not self._flag.done():
+            self._flag.set_result(None)
 
 
 def _serve_admission(

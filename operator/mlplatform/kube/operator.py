@@ -12,7 +12,11 @@ runner's event stream and the resync timer. kopf's handlers (``kube.handlers``) 
   pool); the handler waits for the release at most ``delete_timeout`` seconds plus the
   model's grace period — past that (the engine does not answer) the object is released
   with a warning event and its container is left to garbage collection.
-- ``start``/``stop``: kopf's start-up and clean-up activities.
+- ``start``/``stop``: kopf's start-up and clean-up activities. With peering, ``start`` only
+  starts watching the peering (``kube.leadership``): the controller starts when this replica
+  becomes the active one, and stops when another takes the lead (``on_lost`` then ends the
+  process, which comes back as a standby). A standby replica runs no worker, resync or
+  runner watch.
 
 The blocking work (runner calls, status writes) happens in the controller's worker
 threads; the kopf event loop only feeds the store, enqueues and waits on futures.
@@ -22,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -30,6 +35,7 @@ import kopf
 from mlplatform.core.controller import Controller, ControllerStopped
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.kube.api import KubeApi
+from mlplatform.kube.leadership import Leadership, Peering
 from mlplatform.kube.sink import KubeSink
 from mlplatform.kube.store import ModelStore
 from mlplatform.runners.base import Runner
@@ -51,6 +57,8 @@ class Operator:
         resync_interval: float = 60.0,
         delete_timeout: float = 30.0,
         workers: int = 8,
+        peering: Peering | None = None,
+        on_lost: Callable[[], None] = lambda: None,
     ) -> None:
         self.reconciler = reconciler
         self.delete_timeout = delete_timeout
@@ -64,14 +72,57 @@ class Operator:
             workers=workers,
             resync_interval=resync_interval,
         )
+        self._on_lost = on_lost
+        self._life = threading.Lock()
+        self._running = False  # the controller started and not yet stopped
+        self._ended = False  # the controller stopped: it never starts again in this process
+        self.leadership: Leadership | None = None
+        if peering is not None:
+            self.leadership = Leadership(
+                peering.read,
+                identity=peering.identity,
+                priority=peering.priority,
+                period=peering.period,
+                on_lead=self._lead,
+                on_lost=self._lost,
+            )
 
     async def start(self) -> None:
-        self.controller.start()
+        if self.leadership is None:
+            self._lead()
+        else:
+            log.info("Waiting to be the active replica (peering %s)", self.leadership.identity)
+            self.leadership.start()
 
     async def stop(self) -> None:
         """Stop the event stream and the workers; runner calls in flight finish first (a
         half-made container would otherwise race the next operator's adoption of it)."""
-        await asyncio.to_thread(self.controller.stop)
+        if self.leadership is not None:
+            await asyncio.to_thread(self.leadership.stop)
+        await asyncio.to_thread(self._end)
+
+    @property
+    def active(self) -> bool:
+        """Whether the controller runs in this replica."""
+        return self._running
+
+    def _lead(self) -> None:
+        with self._life:
+            if self._running or self._ended:
+                return
+            self._running = True
+            self.controller.start()
+
+    def _end(self) -> None:
+        with self._life:
+            running, self._running, self._ended = self._running, False, True
+        if running:
+            self.controller.stop()
+
+    def _lost(self, why: str) -> None:
+        log.warning("Stopping the controller and the process: %s", why)
+        self._end()
+        self._on_lost()
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event of kopf's (in its event loop and context)."""

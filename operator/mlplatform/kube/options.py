@@ -82,6 +82,15 @@ class OperatorConfig:
         help="peering priority: the replica with the highest is active, the others wait; "
         "auto: earlier starts rank higher, so a new replica waits for the old one to go",
     )
+    peering_lifetime: int = flags.option(
+        60,
+        "--peering-lifetime",
+        parse=argtypes.positive_int,
+        env="MLPLATFORM_PEERING_LIFETIME",
+        metavar="SECONDS",
+        help="how long a replica's peering record lives without renewal: a standby takes "
+        "over at most this long after the active replica dies (at once when it stops cleanly)",
+    )
     liveness: str = flags.option(
         "http://0.0.0.0:8080/healthz",
         "--liveness",
