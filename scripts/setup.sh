@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up what the project needs on a fresh machine: .venv with the package and its test
-# extras, and a Docker engine that answers. Safe to run again; does only what is missing.
+# extras, a Docker engine that answers, and the Kubernetes control plane built from source
+# (needs the go command). Safe to run again; does only what is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,3 +19,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 "$root/scripts/ensure-docker.sh"
+# The control plane the cluster tests run against, built from Go modules once per machine
+# (cached outside the clone; see scripts/kube-build.sh).
+"$root/scripts/kube-build.sh" >/dev/null

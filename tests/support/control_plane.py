@@ -89,6 +89,36 @@ class ControlPlane:
         if self.started_here:
             subprocess.run([str(ROOT / "scripts" / "kube-down.sh")], check=False)
 
+    def restart(self, component: str) -> None:
+        """Kill one process of the control plane (as a crash would) and start it again with
+        the same command line; returns once the API server answers again."""
+        state = _state_folder()
+        pid_file = state / "run" / f"{component}.pid"
+        pid = int(pid_file.read_text())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=30,
+                   what=f"{component} gone")  # fmt: skip
+
+        def started() -> bool:
+            # A port the dead process held can take a moment to be free: start it again.
+            with (state / "logs" / f"{component}.log").open("ab") as log:
+                process = subprocess.Popen(
+                    [part.decode() for part in command],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            try:
+                process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pid_file.write_text(f"{process.pid}\n")
+                return True
+            return False
+
+        wait_until(started, timeout=60, what=f"{component} started again", every=1)
+        wait_until(lambda: _answers(self.kubeconfig), timeout=120, what=f"{component} back")
+
     @property
     def config(self) -> dict[str, Any]:
         loaded: dict[str, Any] = yaml.safe_load(self.kubeconfig.read_text())
@@ -311,6 +341,13 @@ def _state_folder() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "mlplatform" / "kube"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
 
 
 def _answers(kubeconfig: Path) -> bool:
