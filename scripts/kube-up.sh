@@ -134,6 +134,21 @@ start etcd "$bin/etcd" --name=mlplatform --data-dir="$state/etcd" \
   --unsafe-no-fsync --quota-backend-bytes=4294967296 --log-level=warn
 wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
 
+# The audit log is the request log of the bench (bench/kubernetes_burst.py) and of anyone
+# asking what the operator sent: every request of a client that is not part of the control
+# plane itself, at Metadata level (who, verb, resource, code, timestamps; no bodies).
+cat >"$state/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    users: [system:kube-controller-manager, system:kube-scheduler, system:apiserver, kwok-nodes]
+  - level: None
+    userGroups: [system:serviceaccounts:kube-system, system:nodes]
+  - level: Metadata
+EOF
+
 say "starting kube-apiserver on $server"
 start kube-apiserver "$bin/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$etcd_port" \
@@ -146,6 +161,8 @@ start kube-apiserver "$bin/kube-apiserver" \
   --service-cluster-ip-range=10.96.0.0/16 \
   --authorization-mode=RBAC \
   --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,ResourceQuota,PodSecurity \
+  --audit-policy-file="$state/audit-policy.yaml" --audit-log-path="$logs/audit.log" \
+  --audit-log-mode=batch --audit-log-maxsize=200 --audit-log-maxbackup=1 \
   --allow-privileged=true --endpoint-reconciler-type=none --profiling=false -v=1
 wait_for kube-apiserver 120 ready
 
