@@ -118,6 +118,7 @@ wait_for() { # what seconds command...
     if [ "$(date +%s)" -ge "$deadline" ]; then
       say "$what did not come up within ${seconds} s; the end of its log:"
       tail -n 30 "$logs/$what.log" >&2 || true
+      "$root/scripts/kube-down.sh" >/dev/null 2>&1 || true  # nothing half up left behind
       exit 1
     fi
     sleep 0.2

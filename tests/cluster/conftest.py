@@ -11,6 +11,7 @@ and the namespace goes.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,15 +24,25 @@ from mlplatform.kube import certificates
 from tests.support.control_plane import ROOT, ControlPlane, OperatorProcess, pem_b64, wait_until
 from tests.support.docker_env import DockerEnv, http_get
 
+# The port of the test session's own control plane: beside one started by hand (16443).
+TEST_PORT = 18443
+
 
 @pytest.fixture(scope="session")
-def control_plane() -> Iterator[ControlPlane]:
-    plane = ControlPlane.up()
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A control plane of this session's own, new and empty (stopped and wiped at the end);
+    with ``MLPLATFORM_KUBE_STATE`` set, that one is used (started if needed) and kept."""
+    if os.environ.get("MLPLATFORM_KUBE_STATE"):
+        plane = ControlPlane.up()
+        wipe = False
+    else:
+        plane = ControlPlane.up(tmp_path_factory.mktemp("kube"), TEST_PORT)
+        wipe = True
     try:
         plane.install()
         yield plane
     finally:
-        plane.down()
+        plane.down(wipe=wipe)
 
 
 def free_port() -> int:

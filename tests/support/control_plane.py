@@ -64,35 +64,51 @@ def wait_until(
 
 @dataclass(frozen=True)
 class ControlPlane:
-    """A running control plane: the admin kubeconfig and whether this session started it."""
+    """A running control plane: its state folder, admin kubeconfig, and whether this session
+    started it (then it stops it too)."""
 
-    kubeconfig: Path
+    state: Path
+    port: int
     started_here: bool
 
     @classmethod
-    def up(cls) -> ControlPlane:
-        """Start the control plane unless it already answers (``scripts/kube-up.sh``)."""
-        state = _state_folder()
+    def up(cls, state: Path | None = None, port: int | None = None) -> ControlPlane:
+        """Start the control plane of ``state`` (default: ``scripts/kube-up.sh``'s) on
+        ``port`` unless it already answers."""
+        state = state or _state_folder()
+        port = port or int(os.environ.get("MLPLATFORM_KUBE_PORT", "16443"))
         admin = state / "admin.kubeconfig"
         answering = admin.exists() and _answers(admin)
         done = subprocess.run(
-            [str(ROOT / "scripts" / "kube-up.sh")], capture_output=True, text=True, check=False
+            [str(ROOT / "scripts" / "kube-up.sh")],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=_environ(state, port),
         )
         if done.returncode != 0:
             raise RuntimeError(f"scripts/kube-up.sh failed:\n{done.stderr[-4000:]}")
         line = done.stdout.strip().splitlines()[-1]
-        assert line.startswith("export KUBECONFIG="), done.stdout
-        return cls(kubeconfig=Path(line.split("=", 1)[1]), started_here=not answering)
+        assert line == f"export KUBECONFIG={admin}", done.stdout
+        return cls(state=state, port=port, started_here=not answering)
 
-    def down(self) -> None:
-        """Stop the control plane if this session started it (its data is kept)."""
+    def down(self, *, wipe: bool = False) -> None:
+        """Stop the control plane if this session started it (``wipe``: and its data)."""
         if self.started_here:
-            subprocess.run([str(ROOT / "scripts" / "kube-down.sh")], check=False)
+            subprocess.run(
+                [str(ROOT / "scripts" / "kube-down.sh"), *(["--wipe"] if wipe else [])],
+                check=False,
+                env=_environ(self.state, self.port),
+            )
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "admin.kubeconfig"
 
     def restart(self, component: str) -> None:
         """Kill one process of the control plane (as a crash would) and start it again with
         the same command line; returns once the API server answers again."""
-        state = _state_folder()
+        state = self.state
         pid_file = state / "run" / f"{component}.pid"
         pid = int(pid_file.read_text())
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
@@ -333,6 +349,10 @@ class OperatorProcess:
 
 def pem_b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
+
+
+def _environ(state: Path, port: int) -> dict[str, str]:
+    return {**os.environ, "MLPLATFORM_KUBE_STATE": str(state), "MLPLATFORM_KUBE_PORT": str(port)}
 
 
 def _state_folder() -> Path:

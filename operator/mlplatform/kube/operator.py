@@ -101,11 +101,6 @@ class Operator:
             await asyncio.to_thread(self.leadership.stop)
         await asyncio.to_thread(self._end)
 
-    @property
-    def active(self) -> bool:
-        """Whether the controller runs in this replica."""
-        return self._running
-
     def _lead(self) -> None:
         with self._life:
             if self._running or self._ended:
