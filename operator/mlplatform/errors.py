@@ -5,6 +5,7 @@
     └── RunnerError                 a runner could not do what was asked
         ├── RunnerUnavailable       the engine does not answer (down, socket unreachable); retry
         │   └── NeedsCluster        runner kubernetes outside the operator (local mode); final
+        ├── NotPermitted            the runner's credentials may not make a request it needs (403)
         ├── RunnerDisabled          the runner is switched off (RUNNERS_DOCKER_ENABLED is not true)
         ├── RunnerNotImplemented    spec.runner names a backend this build does not have (``pod``)
         ├── ImageNotFound           the image is absent and cannot be had (policy, registry)
@@ -46,6 +47,11 @@ class NeedsCluster(RunnerUnavailable):
     """Raised by runner kubernetes where there is no Kubernetes API (local mode): for good."""
 
     retryable = False
+
+
+class NotPermitted(RunnerError):
+    """Raised when the API refuses a request the runner needs (HTTP 403): an administrator
+    grants it (the message names the verb, the resource and the role); retried meanwhile."""
 
 
 class RunnerDisabled(RunnerError):

@@ -8,12 +8,23 @@ ClusterRole (Secrets, ConfigMaps, Nodes, other verbs) are refused.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from mlplatform.kube import api as kube_api
 from mlplatform.runners.kubernetes import api as runner_api
-from tests.support.control_plane import ControlPlane
+from tests.cluster.conftest import ClusterTest
+from tests.support.control_plane import (
+    OPERATOR_NAMESPACE,
+    ControlPlane,
+    condition,
+    is_ready,
+    mlmodel,
+)
+
+RUNNER_ENV = {"RUNNERS_KUBERNETES_ENABLED": "true", "RUNNERS_DOCKER_ENABLED": "false"}
 
 DECLARED = sorted(kube_api.RULES | runner_api.RULES)
 
@@ -65,3 +76,63 @@ def test_a_refused_request_is_a_403_from_the_real_server(
     assert done.returncode != 0
     assert "Forbidden" in done.stderr
     assert "system:serviceaccount:mlplatform-system:mlplatform-operator" in done.stderr
+
+
+def test_a_permission_the_runner_lacks_is_the_models_reason_naming_it_until_granted(
+    cluster: ClusterTest,
+) -> None:
+    """The operator under a role without Deployments: the real authorizer's 403 becomes
+    Ready=False with reason Forbidden naming the verb, the resource and the ClusterRole (not
+    a crash, not a silent retry); granted, the model comes up by itself."""
+    plane, ns = cluster.plane, cluster.namespace
+    account = f"limited-{ns}"
+    shipped = plane.get("clusterrole", "", "mlplatform-operator")
+    assert shipped is not None
+    rules = [r for r in shipped["rules"] if "deployments" not in r.get("resources", [])]
+    plane.apply(
+        [
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": account, "namespace": OPERATOR_NAMESPACE}},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": account}, "rules": rules},
+            _binding(account, account),
+        ]
+    )  # fmt: skip
+    config = plane.operator_kubeconfig(cluster.folder / "limited.kubeconfig", account=account)
+    try:
+        cluster.operator(RUNNER_ENV, kubeconfig=config)
+        cluster.transient_refusals = True  # the refusals are the point of this test
+        container = {"image": "registry.example.com/iris:1.0", "ports": [8080]}
+        body = {"id": "iris:1", "runner": "kubernetes", "container": container}
+        plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(mlmodel("iris", ns, body)))
+        refused = plane.wait_for(
+            "mlmodel", ns, "iris",
+            lambda o: condition(o, "Ready").get("reason") == "Forbidden", timeout=60,
+        )  # fmt: skip
+        message = condition(refused, "Ready")["message"]
+        assert "deployments (apps)" in message and f"namespace {ns}" in message, message
+        assert "ClusterRole mlplatform-operator" in message, message
+        assert refused["status"].get("consecutiveFailures", 0) == 0  # not the model's failure
+        warned = [e for e in plane.events(ns, "iris") if e["reason"] == "Forbidden"]
+        assert len(warned) == 1, warned
+
+        plane.apply([_binding(f"{account}-granted", account, role="mlplatform-operator")])
+        plane.wait_for("mlmodel", ns, "iris", is_ready, timeout=90)
+    finally:
+        for kind, name in (("clusterrolebinding", account), ("clusterrolebinding",
+                           f"{account}-granted"), ("clusterrole", account)):  # fmt: skip
+            plane.kubectl("delete", kind, name, "--ignore-not-found", check=False)
+        plane.kubectl("delete", "serviceaccount", account, "-n", OPERATOR_NAMESPACE,
+                      "--ignore-not-found", check=False)  # fmt: skip
+
+
+def _binding(name: str, account: str, *, role: str | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": role or name},
+        "subjects": [{"kind": "ServiceAccount", "name": account,
+                      "namespace": OPERATOR_NAMESPACE}],
+    }  # fmt: skip

@@ -16,7 +16,7 @@ import pytest
 
 from mlplatform import errors
 from mlplatform.core.backoff import BackoffPolicy
-from mlplatform.core.reconcile import STARTING_RETRY, Outcome, Reconciler
+from mlplatform.core.reconcile import FORBIDDEN_RETRY, STARTING_RETRY, Outcome, Reconciler
 from mlplatform.models.spec import MLModelSpec
 from mlplatform.models.status import ConditionType, MLModelStatus, Phase, Reason
 from mlplatform.runners.base import (
@@ -199,3 +199,23 @@ def test_only_runners_naming_workloads_by_id_list_them_to_retire_old_ids(
     running = step(reconciler, workload(), None)
     assert running.status.phase == Phase.RUNNING
     assert runner.lists == lists
+
+
+def test_a_refused_permission_is_named_said_once_not_counted_and_looked_at_again() -> None:
+    runner = MemoryRunner()
+    runner.fail_apply = errors.NotPermitted(
+        "the operator may not create deployments (apps) in namespace models: grant it in the "
+        "ClusterRole mlplatform-operator"
+    )
+    reconciler = reconciler_for(runner)
+    first = step(reconciler, workload(), None)
+    assert first.status.phase == Phase.PENDING
+    assert condition(first.status, ConditionType.READY)[:2] == ("False", Reason.FORBIDDEN)
+    assert first.status.consecutive_failures == 0  # not the model's failure
+    assert [e.reason for e in first.events] == ["Forbidden"]
+    assert first.requeue_after == FORBIDDEN_RETRY
+    again = step(reconciler, workload(), first)
+    assert not again.events  # the same words: no second Warning
+    runner.fail_apply = None
+    granted = step(reconciler, workload(), again)
+    assert condition(granted.status, ConditionType.READY)[1] != Reason.FORBIDDEN

@@ -56,7 +56,10 @@ class DriftWatcher:
                 stream = self._runner.events()
             except errors.RunnerError as error:
                 failures += 1
-                log.debug("Event stream unavailable: %s", error)
+                if isinstance(error, errors.NotPermitted) and failures == 1:
+                    log.warning("Cannot watch the runner's workloads: %s", error)
+                else:
+                    log.debug("Event stream unavailable: %s", error)
                 self._stopped.wait(self._retry.retry(failures))
                 continue
             with self._lock:

@@ -41,6 +41,7 @@ from mlplatform.runners.base import (
 # The reconcile's results, imported from here by the controller and the front ends.
 __all__ = [
     "DEBUG_RETRY",
+    "FORBIDDEN_RETRY",
     "MIN_READY",
     "PROBLEM_RETRY",
     "STARTING_RETRY",
@@ -57,6 +58,9 @@ __all__ = [
 UNAVAILABLE_RETRY = 5.0
 STARTING_RETRY = 1.0
 PROBLEM_RETRY = 5.0
+# How soon to look again when the runner may not make a request (an administrator grants
+# it: no hurry, and no load on the API server while nobody has).
+FORBIDDEN_RETRY = 30.0
 # How soon a model waiting for debug ports held by another looks again (the holder may have
 # let them go: it stopped asking, or went).
 DEBUG_RETRY = 5.0
@@ -510,6 +514,16 @@ class Reconciler:
                 ConditionType.CONTAINER_RUNNING, None, Reason.RUNNER_UNAVAILABLE, status.message
             )
             return step.outcome(UNAVAILABLE_RETRY)
+        if isinstance(error, errors.NotPermitted):
+            # Not the model's fault either, and nothing it can do: an administrator grants
+            # the permission. Said once (Event), not counted, looked at again now and then.
+            status.phase = Phase.PENDING if status.phase != Phase.STOPPED else status.phase
+            step.condition(ConditionType.READY, False, Reason.FORBIDDEN, error.message)
+            step.condition(ConditionType.CONTAINER_RUNNING, None, Reason.FORBIDDEN, error.message)
+            status.message = error.message
+            if previous_message != status.message:
+                step.events.append(Event("Warning", Reason.FORBIDDEN.value, error.message))
+            return step.outcome(FORBIDDEN_RETRY)
         reason = _REASONS.get(type(error), Reason.START_FAILED)
         if isinstance(error, (errors.ImageNotFound, errors.ImagePullFailed)):
             step.condition(ConditionType.IMAGE_READY, False, reason, error.message)

@@ -55,6 +55,8 @@ class Reason(enum.StrEnum):
     CONFLICT = "NameConflict"
     PORT_IN_USE = "PortInUse"
     RUNNER_UNAVAILABLE = "RunnerUnavailable"
+    # The operator's role lacks a permission the runner needs (the API server's 403).
+    FORBIDDEN = "Forbidden"
     RUNNER_DISABLED = "RunnerDisabled"
     RUNNER_NOT_IMPLEMENTED = "RunnerNotImplemented"
     INVALID_SPEC = "InvalidSpec"

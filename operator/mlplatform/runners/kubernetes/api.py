@@ -136,7 +136,7 @@ class KubeObjects:
         try:
             return self._rest.request(verb, RESOURCES[kind], timeout=timeout or self.timeout, **how)
         except kubernetes.client.exceptions.ApiException as error:
-            raise _translate(error) from error
+            raise _translate(error, verb, RESOURCES[kind], how.get("namespace")) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise errors.RunnerUnavailable(
                 f"the Kubernetes API does not answer: {error}"
@@ -162,7 +162,12 @@ def _json(response: Any) -> dict[str, Any]:
     return parsed
 
 
-def _translate(error: Any) -> Exception:
+# The ClusterRole that grants the operator's requests (manifests/base/rbac.yaml).
+CLUSTER_ROLE: Final = "mlplatform-operator"
+
+
+def _translate(error: Any, verb: str, resource: Resource, namespace: str | None) -> Exception:
+    """The API server's answer as the runner's error, by status (and 403's words)."""
     status = int(error.status or 0)
     try:
         body = json.loads(error.body or "{}")
@@ -174,7 +179,13 @@ def _translate(error: Any) -> Exception:
     if status == 409:
         return Conflict(message)
     if status == 403:
-        return errors.RunnerUnavailable(f"the operator is not allowed to do this: {message}")
+        where = f" in namespace {namespace}" if namespace else " in every namespace"
+        group = f" ({resource.group})" if resource.group else ""
+        return errors.NotPermitted(
+            f"the operator may not {verb} {resource.name}{group}{where}: grant it in the "
+            f"ClusterRole {CLUSTER_ROLE} (or the Role of a namespaced install); the API server "
+            f"said: {message}"
+        )
     if status == 0 or status >= 500 or status == 429:
         return errors.RunnerUnavailable(f"the Kubernetes API answered {status}: {message}")
     return errors.StartFailed(f"the Kubernetes API refused the request ({status}): {message}")
