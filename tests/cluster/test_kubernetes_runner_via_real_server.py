@@ -234,3 +234,20 @@ def _volume(namespace: str, claim: str) -> dict[str, Any]:
             "hostPath": {"path": f"/var/lib/mlplatform-test/{namespace}/{claim}"},
         },
     }
+
+
+def test_a_status_edited_by_hand_is_put_back(cluster: ClusterTest) -> None:
+    cluster.operator(RUNNER_ENV)
+    ns = cluster.namespace
+    apply(cluster, "iris", spec())
+    ready = cluster.plane.wait_for("mlmodel", ns, "iris", is_ready, timeout=60)
+    cluster.plane.kubectl(
+        "patch", "mlmodel", "iris", "-n", ns, "--subresource=status", "--type=merge",
+        "-p", '{"status": {"phase": "Failed", "endpoints": []}}',
+    )  # fmt: skip
+    restored = cluster.plane.wait_for(
+        "mlmodel", ns, "iris",
+        lambda o: o["status"].get("phase") == "Running" and bool(o["status"].get("endpoints")),
+        timeout=30,
+    )  # fmt: skip
+    assert restored["status"]["endpoints"] == ready["status"]["endpoints"]

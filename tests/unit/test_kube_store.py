@@ -39,10 +39,24 @@ def test_the_operators_own_status_writes_do_not_wake_the_controller() -> None:
     models = store()
     first = body()
     models.observe(first)
+    models.keep_written("models/iris", {"phase": "Running"})  # the server's answer
     written = copy.deepcopy(first)
     written["status"] = {"phase": "Running"}
     written["metadata"]["finalizers"] = ["mlplatform.dev/finalizer"]
     assert models.observe(written) is None
+
+
+def test_a_status_someone_else_wrote_wakes_the_model_and_is_what_the_next_patch_undoes() -> None:
+    models = store()
+    first = body()
+    models.observe(first)
+    models.keep_written("models/iris", {"phase": "Running"})
+    edited = copy.deepcopy(first)
+    edited["status"] = {"phase": "Failed", "message": "set by hand"}
+    assert models.observe(edited) == "models/iris"
+    entry = models.entry("models/iris")
+    assert entry is not None and entry.written == {"phase": "Failed", "message": "set by hand"}
+    assert models.observe(edited) is None  # seen once: the same event again wakes nothing
 
 
 def test_a_new_generation_wakes_it_and_keeps_the_status_last_written() -> None:

@@ -77,8 +77,11 @@ class KubeApi:
             configuration.api_key_prefix = {"authorization": "Bearer"}
         return cls(kubernetes.client.ApiClient(configuration))
 
-    def patch_status(self, namespace: str, name: str, status_patch: Mapping[str, Any]) -> None:
-        """Merge-patch ``status`` through the status subresource; ``ObjectGone`` on 404."""
+    def patch_status(
+        self, namespace: str, name: str, status_patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch ``status`` through the status subresource; the status the object holds
+        after it (the server's answer); ``ObjectGone`` on 404."""
         try:
             response = self._rest.request(
                 "patch",
@@ -89,11 +92,12 @@ class KubeApi:
                 content_type=MERGE_PATCH,
                 timeout=self._timeout,
             )
-            response.data  # noqa: B018 - read to the end: the connection goes back to the pool
+            held = json.loads(response.data or b"{}").get("status")
         except kubernetes.client.exceptions.ApiException as error:
             if error.status == 404:
                 raise ObjectGone(f"{namespace}/{name}") from error
             raise
+        return dict(held) if isinstance(held, Mapping) else {}
 
     def peering_records(self, name: str, namespaces: Collection[str] = ()) -> list[Any]:
         """The ``status`` (identity → record) of kopf's peering object ``name``: the

@@ -2,10 +2,11 @@
 
 Called from the controller's worker threads. The status is kept in the ``ModelStore`` (the
 next reconcile starts from it) and written as a JSON merge patch of what changed against
-what the object holds — nothing at all when nothing changed, so a resync of steady models
-costs the API server no write. A write the API server refuses or does not answer raises
-``RetryLater``; the controller tries again with its back-off. An object already gone is
-not an error.
+what the object holds (the server's answer to the last write, or a status someone else
+wrote, as the store saw it) — nothing at all when nothing changed, so a resync of steady
+models costs the API server no write, and a status edited by someone else is put back. A
+write the API server refuses or does not answer raises ``RetryLater``; the controller tries
+again with its back-off. An object already gone is not an error.
 
 Events go through kopf's poster (``kopf.event``), run in the context kopf gave the handler
 that last saw the object: kopf's documented way to post from another thread.
@@ -45,8 +46,8 @@ class KubeSink:
         if patch:
             owner = found.owner
             try:
-                self._api.patch_status(owner.namespace, owner.name, patch)
-                self._store.keep_written(key, outcome.status.to_wire())
+                held = self._api.patch_status(owner.namespace, owner.name, patch)
+                self._store.keep_written(key, held)
             except ObjectGone:
                 return
             except Exception as error:  # the API server is down or refused: retry

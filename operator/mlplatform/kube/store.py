@@ -5,8 +5,9 @@ once, keeps what the controller needs (the workload or the refusal, the generati
 deletion mark) and says whether the change matters — a new object, a new generation or
 spec, a deletion mark. The status of a key is the operator's own: read from the object
 the first time it is seen (so a restarted operator keeps back-off and restart counts),
-then the last one the sink wrote — the status coming back on our own writes' watch events
-is not read again, and those events do not wake the controller.
+then the last one the sink wrote. The status an event carries is compared with the one the
+object held after our last write: our own writes coming back are not read again and wake
+nothing; a status someone else wrote wakes the model, whose next write puts ours back.
 
 A model whose workload lives in the cluster (``runner: kubernetes``) carries no finalizer
 (``held_by_finalizer``): its objects' ``ownerReferences`` let Kubernetes' garbage collector
@@ -86,9 +87,15 @@ class ModelStore:
                 generation,
                 seen.get("spec"),
                 deleting,
-            ):  # a status write or a metadata change (the operator's own, mostly): kept as is
+            ):  # a status write or a metadata change (the operator's own, mostly)
                 entry.reference, entry.context = reference, context
-                return None
+                held = seen.get("status")
+                if not isinstance(held, Mapping) or held == entry.written:
+                    return None  # our own write coming back, or not about the status
+                # Someone else's status write (or our own echo overtaking the write's answer):
+                # the next patch is made against what the object holds, and puts ours back.
+                entry.written = copy.deepcopy(dict(held))
+                return owner.key
         # Copied only now: the object is kept, and kopf's body is not ours to hold.
         snapshot: dict[str, Any] = copy.deepcopy(seen)
         fingerprint = (owner.uid, generation, snapshot.get("spec"), deleting)
