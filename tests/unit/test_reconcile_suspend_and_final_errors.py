@@ -140,7 +140,7 @@ def test_an_unavailable_engine_is_still_retried_and_unknown() -> None:
     runner = MemoryRunner()
     runner.available = False
     outcome = step(reconciler_for(runner), workload(), None)
-    assert outcome.requeue_after is not None
+    assert outcome.rate_limited
     assert outcome.status.phase == Phase.PENDING
     assert condition(outcome.status, ConditionType.READY)[:2] == (
         "Unknown",

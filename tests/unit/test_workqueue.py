@@ -121,3 +121,33 @@ def test_shutdown_wakes_a_waiting_worker_and_later_adds_are_ignored() -> None:
     assert got == [None]
     queue.add("k")
     assert len(queue) == 0
+
+
+def test_failures_of_many_keys_at_once_are_spread_by_the_overall_bucket() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(
+        clock=clock, backoff=BackoffPolicy(base=1.0, cap=4.0), rate=10.0, burst=100
+    )
+    waits = [queue.add_rate_limited(f"k{i}") for i in range(150)]
+    # The burst, and the next ten (a token within their one-second back-off): back-off only.
+    assert waits[:110] == [1.0] * 110
+    # Then one token every 0.1 s: the 150th waits five seconds, not one.
+    assert waits[110] is not None and abs(waits[110] - 1.1) < 1e-6
+    assert waits[149] is not None and abs(waits[149] - 5.0) < 1e-6
+    clock.advance(1.0)
+    handed = 0
+    while queue.get(timeout=0) is not None:
+        handed += 1
+    assert handed == 110
+
+
+def test_the_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue(
+        clock=clock, backoff=BackoffPolicy(base=0.01, cap=4.0), rate=10.0, burst=2
+    )
+    waits = [queue.add_rate_limited(key) for key in "abcde"]
+    assert waits[:2] == [0.01, 0.01]
+    assert [round(w or 0, 6) for w in waits[2:]] == [0.1, 0.2, 0.3]
+    clock.advance(10.0)  # refilled, but never beyond the burst
+    assert [queue.add_rate_limited(key) for key in "fgh"][:2] == [0.01, 0.01]

@@ -356,6 +356,9 @@ class Controller:
                 found.workload, generation=found.generation, previous=found.status
             )
         self.sink.write(key, found, outcome)
+        if outcome.rate_limited:  # the runner is unreachable: back off, with every other key
+            self.queue.add_rate_limited(key)
+            return
         self.queue.forget(key)
         if outcome.requeue_after is not None:
             self.queue.add(key, outcome.requeue_after)

@@ -513,7 +513,7 @@ class Reconciler:
             step.condition(
                 ConditionType.CONTAINER_RUNNING, None, Reason.RUNNER_UNAVAILABLE, status.message
             )
-            return step.outcome(UNAVAILABLE_RETRY)
+            return step.outcome(rate_limited=True)
         if isinstance(error, errors.NotPermitted):
             # Not the model's fault either, and nothing it can do: an administrator grants
             # the permission. Said once (Event), not counted, looked at again now and then.

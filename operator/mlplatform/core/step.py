@@ -40,6 +40,9 @@ class Outcome:
     status: MLModelStatus
     requeue_after: float | None = None
     events: tuple[Event, ...] = ()
+    # The runner could not be reached: look again with the queue's rate limit (the key's
+    # growing back-off and the overall bucket), not after ``requeue_after``.
+    rate_limited: bool = False
 
 
 @dataclass
@@ -66,8 +69,8 @@ class Step:
         back-off up to a second early)."""
         return timestamps.rfc3339(self.now, digits=6)
 
-    def outcome(self, requeue_after: float | None = None) -> Outcome:
-        return Outcome(self.status, requeue_after, tuple(self.events))
+    def outcome(self, requeue_after: float | None = None, *, rate_limited: bool = False) -> Outcome:
+        return Outcome(self.status, requeue_after, tuple(self.events), rate_limited)
 
     def condition(
         self, kind: ConditionType, ok: bool | None, reason: Reason, message: str = ""

@@ -7,8 +7,10 @@
   due time asked for) when the worker calls ``done``, so nothing that happened during a
   step is lost.
 - ``add_rate_limited`` requeues a key after a failure, waiting longer after each
-  consecutive one (the controller's one ``BackoffPolicy``); ``forget`` ends that count once
-  the key succeeded (or is gone).
+  consecutive one (the controller's one ``BackoffPolicy``) and never sooner than an overall
+  token bucket allows (``rate`` per second, ``burst`` at once: client-go's default pair,
+  so a thousand keys failing together, an engine down, retry at ``rate`` and not all at
+  once); ``forget`` ends a key's count once it succeeded (or is gone).
 
 Thread-safe; time comes from a ``Clock`` (tests drive it); ``shutdown`` wakes every waiter.
 """
@@ -27,10 +29,26 @@ from mlplatform.core.clock import MONOTONIC, Clock
 K = TypeVar("K", bound=Hashable)
 
 
+# The overall bucket of rate-limited requeues (client-go's default controller rate limiter).
+BUCKET_RATE = 10.0
+BUCKET_BURST = 100
+
+
 class WorkQueue(Generic[K]):
-    def __init__(self, *, clock: Clock = MONOTONIC, backoff: BackoffPolicy = RETRY) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock = MONOTONIC,
+        backoff: BackoffPolicy = RETRY,
+        rate: float = BUCKET_RATE,
+        burst: int = BUCKET_BURST,
+    ) -> None:
         self._clock = clock
         self._backoff = backoff
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._refilled = clock.now()
         self._cond = threading.Condition()
         self._due: dict[K, float] = {}
         self._heap: list[tuple[float, int, K]] = []
@@ -52,14 +70,22 @@ class WorkQueue(Generic[K]):
         due only after ``before`` (a deadline on the queue's clock): then nothing is queued."""
         with self._cond:
             attempt = self._failures.get(key, 0) + 1
-            wait = self._backoff.retry(attempt)
-            due = self._clock.now() + wait
+            now = self._clock.now()
+            wait = max(self._backoff.retry(attempt), self._bucket_wait(now))
+            due = now + wait
             if before is not None and due >= before:
                 return None
+            self._tokens -= 1.0  # taken only once the key is requeued
             self._failures[key] = attempt
             if not self._closed:
                 self._add(key, due)
             return wait
+
+    def _bucket_wait(self, now: float) -> float:
+        """Seconds until the bucket has a token (after refilling it up to ``now``)."""
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
 
     def forget(self, key: K) -> None:
         """Stop counting failures of ``key``: its next failure waits the shortest back-off."""
