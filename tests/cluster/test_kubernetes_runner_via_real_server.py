@@ -251,3 +251,23 @@ def test_a_status_edited_by_hand_is_put_back(cluster: ClusterTest) -> None:
         timeout=30,
     )  # fmt: skip
     assert restored["status"]["endpoints"] == ready["status"]["endpoints"]
+
+
+def test_a_deployment_of_the_models_name_made_by_someone_else_is_a_conflict_naming_its_maker(
+    cluster: ClusterTest,
+) -> None:
+    cluster.operator(RUNNER_ENV)
+    ns = cluster.namespace
+    cluster.plane.kubectl(
+        "create", "deployment", "iris", "-n", ns, "--image=registry.example.com/other:1"
+    )
+    apply(cluster, "iris", spec())
+    refused = cluster.plane.wait_for(
+        "mlmodel", ns, "iris",
+        lambda o: condition(o, "Ready").get("reason") == "NameConflict", timeout=60,
+    )  # fmt: skip
+    message = condition(refused, "Ready")["message"]
+    assert f"Deployment {ns}/iris exists" in message and "kubectl-create" in message, message
+    stranger = cluster.plane.get("deployment", ns, "iris")
+    assert stranger is not None
+    assert stranger["spec"]["template"]["spec"]["containers"][0]["image"].endswith("other:1")

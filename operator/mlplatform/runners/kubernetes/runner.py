@@ -306,7 +306,7 @@ class KubernetesRunner:
             return
         raise errors.ContainerConflict(
             f"{kind} {owner.namespace}/{name} exists and is not managed by mlplatform for "
-            f"MLModel {owner.key}; rename the MLModel or remove that {kind}"
+            f"MLModel {owner.key} ({_held_by(live)}); rename the MLModel or remove that {kind}"
         )
 
     def _is_ours(self, live: dict[str, Any], owner: base.Owner, *, controller: bool = True) -> bool:
@@ -407,3 +407,25 @@ def _storage_request(claim: dict[str, Any]) -> str | None:
 
 def _selector(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
+def _held_by(live: dict[str, Any]) -> str:
+    """Who holds an object that is not ours: its controller, its manager, or nobody known."""
+    meta = live.get("metadata") or {}
+    for reference in meta.get("ownerReferences") or []:
+        if reference.get("controller"):
+            return f"controlled by {reference.get('kind')} {reference.get('name')}"
+    labels = meta.get("labels") or {}
+    if labels.get(base.LABEL_MANAGED_BY) == base.MANAGED_BY:
+        return f"made by mlplatform for MLModel {labels.get(base.LABEL_OWNER_NAMESPACE)}/" + str(
+            labels.get(base.LABEL_OWNER_NAME)
+        )
+    manager = next(  # who wrote its spec (not a controller writing its status)
+        (
+            m.get("manager")
+            for m in meta.get("managedFields") or []
+            if m.get("manager") and not m.get("subresource")
+        ),
+        None,
+    )
+    return f"written by {manager}" if manager else "its owner is unknown"
