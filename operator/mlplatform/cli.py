@@ -22,7 +22,7 @@ from mlplatform.kube import options as kube_options
 from mlplatform.local import options as local_options
 from mlplatform.models import documents
 from mlplatform.models.resource import Problem, ValidMLModel
-from mlplatform.models.spec import KIND, container_name
+from mlplatform.models.spec import KIND, container_name, id_scope
 
 STDIN = Path("-")
 
@@ -87,7 +87,8 @@ def _judge(document: documents.Document, tally: _Tally) -> bool:
 
 
 def _collisions(document: documents.Document, model: ValidMLModel, tally: _Tally) -> list[str]:
-    """Two models with one namespace/name, or whose ids name one container, are refused."""
+    """Two models with one namespace/name, or whose ids collide in their scope (``id_scope``:
+    one container name for docker, one namespace for kubernetes), are refused."""
     key = f"{model.namespace or 'default'}/{model.name}"
     model_id = model.spec.id
     first = tally.keys.get(key)
@@ -97,7 +98,8 @@ def _collisions(document: documents.Document, model: ValidMLModel, tally: _Tally
             f"defined in {first}"
         ]
     container = container_name(model.spec.id)
-    clash = tally.containers.get(container)
+    scope = id_scope(model_id, model.spec.runner, model.namespace)
+    clash = tally.containers.get(scope)
     if clash is not None:
         other_key, other_id, other_where = clash
         if other_id == model_id:
@@ -109,7 +111,7 @@ def _collisions(document: documents.Document, model: ValidMLModel, tally: _Tally
             )
         return [f"{_at(document, 'spec.id')}: spec.id: {message}"]
     tally.keys[key] = document.where
-    tally.containers[container] = (key, model_id, document.where)
+    tally.containers[scope] = (key, model_id, document.where)
     return []
 
 

@@ -117,9 +117,10 @@ class ClusterTest:
             assert process.running(), process.output()[-3000:]
         return process
 
-    def webhook(self) -> list[str]:
-        """Register the shipped webhooks for this namespace only, pointing at an operator on
-        loopback with a CA of its own (``failurePolicy: Fail``); the operator's arguments."""
+    def webhook(self, namespaces: Sequence[str] = ()) -> list[str]:
+        """Register the shipped webhooks for this namespace only (or ``namespaces``),
+        pointing at an operator on loopback with a CA of its own (``failurePolicy: Fail``);
+        the operator's arguments."""
         port = free_port()
         cert_dir = self.folder / "webhook-tls"
         files = certificates.ensure_certificate(cert_dir, names=["127.0.0.1"])
@@ -137,7 +138,13 @@ class ClusterTest:
                 }
                 hook["failurePolicy"] = "Fail"
                 hook["namespaceSelector"] = {
-                    "matchLabels": {"kubernetes.io/metadata.name": self.namespace}
+                    "matchExpressions": [
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "In",
+                            "values": list(namespaces or [self.namespace]),
+                        }
+                    ]
                 }
             self.plane.apply([obj])
             self.webhooks.append(f"{obj['kind'].lower()}/{name}")

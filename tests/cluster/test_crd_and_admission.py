@@ -131,3 +131,42 @@ def _model(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+def test_one_id_in_two_namespaces_is_admitted_for_kubernetes_and_refused_for_docker(
+    cluster: ClusterTest,
+) -> None:
+    plane = cluster.plane
+    with plane.namespace("u") as other:
+        both = [cluster.namespace, other]
+        cluster.operator({}, args=cluster.webhook(both), namespaces=both)
+
+        def model(name: str, namespace: str, runner: str) -> dict[str, Any]:
+            container = {"image": "x/y:1", "ports": [80]}
+            return _model(name, namespace, {"id": f"shared-{runner}:1", "runner": runner,
+                                            "container": container})  # fmt: skip
+
+        def refused(obj: dict[str, Any]) -> str | None:
+            accepted, words = dry_run_in(cluster, obj)
+            return None if accepted else words
+
+        for runner in ("docker", "kubernetes"):
+            first = model(f"a-{runner}", other, runner)
+            plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(first))
+            # Once the index holds it, a second one in its own namespace is refused ...
+            words = wait_until(lambda r=runner: refused(model("b", other, r)),  # type: ignore[misc]
+                               timeout=30, what=f"the {runner} id indexed")  # fmt: skip
+            assert f"{other}/a-{runner}" in words, words
+        # ... and in the other namespace: refused for docker (one engine), not for kubernetes.
+        words = refused(model("c", cluster.namespace, "docker")) or ""
+        assert f"{other}/a-docker" in words and "unique across the cluster" in words, words
+        assert refused(model("c", cluster.namespace, "kubernetes")) is None
+        plane.kubectl("delete", "mlmodels", "--all", "-n", other, "--timeout=30s", check=False)
+
+
+def dry_run_in(cluster: ClusterTest, obj: dict[str, Any]) -> tuple[bool, str]:
+    """``dry_run`` keeping the object's own namespace."""
+    done = cluster.plane.kubectl(
+        "apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(obj), check=False
+    )
+    return done.returncode == 0, (done.stdout + done.stderr).strip()

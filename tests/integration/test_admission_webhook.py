@@ -123,8 +123,9 @@ async def test_a_duplicate_id_in_another_namespace_is_denied_naming_the_holder(
     response = await webhook.wait_until_denied(mlmodel("iris-copy", namespace="team-b", spec=SPEC))
     assert response["status"]["code"] == 422
     assert response["status"]["message"] == (
-        'spec.id: "iris:1.0" is already used by MLModel team-a/iris; ids must be unique across '
-        "the cluster (they name the container and the storage folder)"
+        'spec.id: "iris:1.0" is already used by MLModel team-a/iris; ids of runner docker '
+        "models must be unique across the cluster (they name the container and the storage "
+        "folder)"
     )
 
 
@@ -211,8 +212,8 @@ async def test_an_id_that_maps_to_a_held_container_name_is_denied_naming_the_hol
     assert response["status"]["code"] == 422
     assert response["status"]["message"] == (
         'spec.id: "a:b-1" maps to container name "a-b-1", already used by MLModel '
-        "team-a/first (a-b:1); ids must be unique across the cluster (they name the "
-        "container and the storage folder)"
+        "team-a/first (a-b:1); ids of runner docker models must be unique across the "
+        "cluster (they name the container and the storage folder)"
     )
     allowed = await webhook.wait_until_allowed(
         mlmodel("third", namespace="team-b", spec=with_spec(id="a:b-2"))

@@ -9,9 +9,11 @@
 - ``mutate-mlmodel`` (``@kopf.on.mutate``, CREATE/UPDATE): fills the spec's defaults (those of
   ``MLModelSpec``, nowhere else) as a JSON patch; an invalid spec is left alone for the
   validating webhook to deny with its reasons.
-- ``mlmodel_ids`` (``@kopf.index``): container name → the MLModels whose ``spec.id`` maps
-  to it. Ids are checked as container names: ``a-b:1`` and ``a:b-1`` both name the container
-  ``a-b-1``, so the second is denied like a repeated id.
+- ``mlmodel_ids`` (``@kopf.index``): the id's scope (``models.spec.id_scope``) → the
+  MLModels whose ``spec.id`` falls in it. A ``runner: docker`` id is unique across the
+  cluster and checked as a container name (``a-b:1`` and ``a:b-1`` both name the container
+  ``a-b-1``, so the second is denied like a repeated id); a ``runner: kubernetes`` id only
+  within its namespace (two teams may both run ``iris:1.0`` as Deployments).
 
 Uniqueness rules. An object never conflicts with itself (an UPDATE keeps its id). An object
 that is being deleted (``deletionTimestamp`` set) still holds its id: its container and storage
@@ -37,7 +39,14 @@ import kopf
 
 from mlplatform.kube import certificates
 from mlplatform.models.resource import Problem, validate_object, validate_spec
-from mlplatform.models.spec import API_GROUP, API_VERSION, PLURAL, container_name
+from mlplatform.models.spec import (
+    API_GROUP,
+    API_VERSION,
+    PLURAL,
+    container_name,
+    id_scope,
+    id_scope_words,
+)
 
 VALIDATE_ID = "validate-mlmodel"
 MUTATE_ID = "mutate-mlmodel"
@@ -54,6 +63,7 @@ class Holder:
     name: str
     deleting: bool
     model_id: str = ""
+    runner: str = "docker"
 
     @property
     def ref(self) -> str:
@@ -103,18 +113,20 @@ def webhook_server(
 def index_model_id(
     spec: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
 ) -> dict[str, Holder] | None:
-    """Index an MLModel under its container name (objects without a string id are not indexed)."""
+    """Index an MLModel under its id's scope (objects without a string id are not indexed)."""
     model_id = spec.get("id")
     name = meta.get("name")
     if not isinstance(model_id, str) or not isinstance(name, str):
         return None
+    runner = spec.get("runner")
     holder = Holder(
         namespace=meta.get("namespace"),
         name=name,
         deleting=bool(meta.get("deletionTimestamp")),
         model_id=model_id,
+        runner=runner if isinstance(runner, str) else "docker",
     )
-    return {container_name(model_id): holder}
+    return {id_scope(model_id, holder.runner, holder.namespace): holder}
 
 
 def validate_mlmodel(
@@ -126,11 +138,12 @@ def validate_mlmodel(
     model, problems = validate_object(obj)
     if model is None:
         raise kopf.AdmissionError(message(problems), code=DENIED_CODE)
-    model_id = model.spec.id
-    others = holders(mlmodel_ids.get(container_name(model_id), ()), namespace=namespace, name=name)
+    model_id, runner = model.spec.id, model.spec.runner
+    scope = id_scope(model_id, runner, namespace)
+    others = holders(mlmodel_ids.get(scope, ()), namespace=namespace, name=name)
     if others:
         raise kopf.AdmissionError(
-            message([duplicate_id_problem(model_id, others)]), code=DENIED_CODE
+            message([duplicate_id_problem(model_id, others, runner=runner)]), code=DENIED_CODE
         )
 
 
@@ -163,7 +176,9 @@ def holders(found: Iterable[Holder], *, namespace: str | None, name: str | None)
     )
 
 
-def duplicate_id_problem(model_id: str, others: Sequence[Holder]) -> Problem:
+def duplicate_id_problem(
+    model_id: str, others: Sequence[Holder], *, runner: str = "docker"
+) -> Problem:
     """The problem reported when ``model_id``'s container name is already taken by ``others``."""
     described = ", ".join(
         f"MLModel {h.ref}"
@@ -178,11 +193,7 @@ def duplicate_id_problem(model_id: str, others: Sequence[Holder]) -> Problem:
             f'"{model_id}" maps to container name "{container_name(model_id)}", already used by '
             f"{described}"
         )
-    return Problem(
-        "spec.id",
-        f"{claim}; ids must be unique across the cluster "
-        "(they name the container and the storage folder)",
-    )
+    return Problem("spec.id", f"{claim}; {id_scope_words(runner)}")
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -145,6 +145,29 @@ def container_name(model_id: str) -> str:
     return f"{name}-{version}"
 
 
+def id_scope(model_id: str, runner: str, namespace: str | None) -> str:
+    """Where a ``spec.id`` must be unique, as a key: two models with one key collide.
+
+    ``runner: docker``: the whole cluster (one engine is one space of container names, and
+    the id names the container and the storage folder); ids that map to one container name
+    (``a-b:1``, ``a:b-1``) collide too. ``runner: kubernetes``: the namespace (the model's
+    objects are named after the MLModel, in its namespace; nothing is shared across
+    namespaces)."""
+    if runner == "kubernetes":
+        return f"kubernetes/{namespace or 'default'}/{container_name(model_id)}"
+    return f"docker/{container_name(model_id)}"
+
+
+def id_scope_words(runner: str) -> str:
+    """How the uniqueness rule of ``id_scope`` reads in a message."""
+    if runner == "kubernetes":
+        return "ids of runner kubernetes models must be unique within their namespace"
+    return (
+        "ids of runner docker models must be unique across the cluster "
+        "(they name the container and the storage folder)"
+    )
+
+
 # --- ports ----------------------------------------------------------------------
 
 Port = Annotated[int, Field(ge=1, le=65535)]
