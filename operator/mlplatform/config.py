@@ -83,6 +83,50 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds to wait for the Docker engine before it counts as unavailable",
     )
+    # What a model gets when its spec says nothing (no model runs unlimited: a fork bomb or
+    # a memory hog would take the host), and the most a spec may ask for (None: no cap).
+    runners_docker_default_memory: str = Field(
+        default="2Gi",
+        alias="RUNNERS_DOCKER_DEFAULT_MEMORY",
+        pattern=rules.MEMORY_PATTERN,
+        description="memory limit of a model whose spec sets none",
+    )
+    runners_docker_default_cpu: str = Field(
+        default="2",
+        alias="RUNNERS_DOCKER_DEFAULT_CPU",
+        pattern=rules.CPU_PATTERN,
+        description="CPU limit of a model whose spec sets none",
+    )
+    runners_docker_max_memory: str | None = Field(
+        default=None,
+        alias="RUNNERS_DOCKER_MAX_MEMORY",
+        pattern=rules.MEMORY_PATTERN,
+        description="the most memory a model may ask for; unset: no cap",
+    )
+    runners_docker_max_cpu: str | None = Field(
+        default=None,
+        alias="RUNNERS_DOCKER_MAX_CPU",
+        pattern=rules.CPU_PATTERN,
+        description="the most CPU a model may ask for; unset: no cap",
+    )
+    runners_docker_pids_limit: int = Field(
+        default=1024,
+        alias="RUNNERS_DOCKER_PIDS_LIMIT",
+        ge=16,
+        description="most processes (and threads) in one model container",
+    )
+    runners_docker_log_max_size: str = Field(
+        default="10m",
+        alias="RUNNERS_DOCKER_LOG_MAX_SIZE",
+        pattern=r"^[1-9][0-9]*[kmg]$",
+        description="size at which a model's log file is rotated (json-file driver)",
+    )
+    runners_docker_log_max_files: int = Field(
+        default=3,
+        alias="RUNNERS_DOCKER_LOG_MAX_FILES",
+        ge=1,
+        description="rotated log files kept per model",
+    )
     # The Kubernetes runner (runner: kubernetes). None: on when the operator runs in a cluster
     # (KUBERNETES_SERVICE_HOST is set), off otherwise; models then report RunnerDisabled.
     runners_kubernetes_enabled: bool | None = Field(

@@ -13,7 +13,8 @@
         ├── ContainerConflict       a container with the model's name exists and is not ours
         ├── PortInUse               a host port the model needs is taken
         └── StartFailed             the engine refused to create or start the container
-            └── StorageNotConfigured  a volume the spec asks for has no source configured
+            ├── StorageNotConfigured  a volume the spec asks for has no source configured
+            └── OverLimit           the spec asks for more than an administrator allows
 
 ``RunnerError.retryable`` tells the reconcile core whether waiting may fix it.
 """
@@ -88,5 +89,11 @@ class StartFailed(RunnerError):
 
 class StorageNotConfigured(StartFailed):
     """Raised when the spec mounts a path (``/data``) whose source the operator lacks."""
+
+    retryable = False
+
+
+class OverLimit(StartFailed):
+    """Raised when the spec asks for more resources than an administrator's cap allows."""
 
     retryable = False

@@ -632,6 +632,7 @@ _REASONS: dict[type[errors.RunnerError], Reason] = {
     errors.PortInUse: Reason.PORT_IN_USE,
     errors.StartFailed: Reason.START_FAILED,
     errors.StorageNotConfigured: Reason.STORAGE_NOT_CONFIGURED,
+    errors.OverLimit: Reason.OVER_LIMIT,
 }
 
 

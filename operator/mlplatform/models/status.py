@@ -72,6 +72,8 @@ class Reason(enum.StrEnum):
     UP_TO_DATE = "UpToDate"
     # A volume the spec asks for that the runner has no storage configured for.
     STORAGE_NOT_CONFIGURED = "StorageNotConfigured"
+    # Resources above an administrator's cap (RUNNERS_DOCKER_MAX_*).
+    OVER_LIMIT = "OverLimit"
     # ImageReady
     IMAGE_PRESENT = "ImagePresent"
     IMAGE_PULLED = "ImagePulled"

@@ -24,7 +24,12 @@ longer matches. No engine calls happen here, so every rule reads in one place:
   ``NET_BIND_SERVICE``, which ordinary images need to start as root, drop to a service user
   and bind a port below 1024.
 - Resources: cpu → ``nano_cpus``; memory → ``mem_limit`` with swap equal to it (no swap, as
-  in Kubernetes), so exceeding the limit is an OOM kill rather than silent swapping.
+  in Kubernetes), so exceeding the limit is an OOM kill rather than silent swapping. A spec
+  without them gets the settings' defaults (``RUNNERS_DOCKER_DEFAULT_MEMORY``, ``_CPU``): no
+  model runs unlimited. A spec above an administrator's cap (``RUNNERS_DOCKER_MAX_MEMORY``,
+  ``_CPU``) is refused (``OverLimit``, naming the setting). Every container also has a pids
+  limit (``RUNNERS_DOCKER_PIDS_LIMIT``: a fork bomb stays inside) and a rotated log
+  (``RUNNERS_DOCKER_LOG_MAX_SIZE`` times ``_MAX_FILES``: a chatty model cannot fill the disk).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.models import quantities
 from mlplatform.models.spec import container_name, split_id, volume_basename
@@ -163,6 +169,44 @@ def owned_label_filter(controller: str) -> list[str]:
     return [f"{key}={value}" for key, value in base.owned_labels(controller).items()]
 
 
+def resource_limits(workload: base.Workload, settings: Settings) -> dict[str, Any]:
+    """The container's limits: the spec's, else the defaults; ``OverLimit`` above a cap."""
+    resources = workload.spec.container.resources
+    cpu_text = resources.cpu if resources is not None and resources.cpu is not None else None
+    memory_text = (
+        resources.memory if resources is not None and resources.memory is not None else None
+    )
+    cpu = quantities.parse_cpu(cpu_text or settings.runners_docker_default_cpu)
+    memory = quantities.parse_memory(memory_text or settings.runners_docker_default_memory)
+    assert cpu is not None and memory is not None  # both validated (spec rules, settings)
+    caps = (
+        ("cpu", cpu_text, cpu, settings.runners_docker_max_cpu, quantities.parse_cpu,
+         "RUNNERS_DOCKER_MAX_CPU"),
+        ("memory", memory_text, memory, settings.runners_docker_max_memory,
+         quantities.parse_memory, "RUNNERS_DOCKER_MAX_MEMORY"),
+    )  # fmt: skip
+    for field_name, asked, amount, cap, parse, variable in caps:
+        most = parse(cap) if cap is not None else None
+        if asked is not None and most is not None and amount > most:
+            raise errors.OverLimit(
+                f"spec.container.resources.{field_name} {asked} is more than this runner "
+                f"allows ({variable}={cap})"
+            )
+    return {
+        "nano_cpus": cpu,
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "pids_limit": settings.runners_docker_pids_limit,
+        "log_config": {
+            "type": "json-file",
+            "config": {
+                "max-size": settings.runners_docker_log_max_size,
+                "max-file": str(settings.runners_docker_log_max_files),
+            },
+        },
+    }
+
+
 def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None) -> ContainerPlan:
     """The container for ``workload``; ``debug_base`` is set only for the debug-port holder."""
     spec = workload.spec
@@ -170,9 +214,11 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
     mounts = mounts_for(workload, settings)
     debug_ports = debug_port_map(workload, debug_base)
     name = container_name(spec.id)
+    limits = resource_limits(workload, settings)
     # The hash covers what shapes the container (not suspend, not the owner): a change
     # replaces the container, anything else leaves it alone.
     shape: dict[str, object] = {
+        "limits": limits,
         "id": spec.id,
         "container": container.model_dump(mode="json", by_alias=True, exclude_none=True),
         "mounts": [mount.bind() for mount in mounts],
@@ -218,13 +264,7 @@ def plan(workload: base.Workload, settings: Settings, *, debug_base: int | None)
         args["entrypoint"] = list(container.command)
     if container.args is not None:
         args["command"] = list(container.args)
-    resources = container.resources
-    if resources is not None and resources.cpu is not None:
-        args["nano_cpus"] = quantities.parse_cpu(resources.cpu)
-    if resources is not None and resources.memory is not None:
-        memory = quantities.parse_memory(resources.memory)
-        args["mem_limit"] = memory
-        args["memswap_limit"] = memory
+    args.update(limits)
     return ContainerPlan(
         name=name,
         image=container.image,
