@@ -69,7 +69,11 @@ class Peering:
     read: Callable[[], Sequence[Records]]
     identity: str
     priority: int
+    # A standby looks every second (the take-over waits on it); the active replica only has
+    # to notice a higher priority arriving (kopf pauses it at once meanwhile), so it looks
+    # less often: one GET every few seconds, however many models.
     period: float = 1.0
+    active_period: float = 5.0
 
 
 class Leadership:
@@ -90,6 +94,7 @@ class Leadership:
         on_lead: Callable[[], None],
         on_lost: Callable[[str], None],
         period: float = 1.0,
+        active_period: float = 5.0,
         now: Now = _utcnow,
     ) -> None:
         self.identity = identity
@@ -98,6 +103,7 @@ class Leadership:
         self._on_lead = on_lead
         self._on_lost = on_lost
         self._period = period
+        self._active_period = active_period
         self._now = now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,4 +148,4 @@ class Leadership:
 
     def _run(self) -> None:
         while not self._stop.is_set() and self.step():
-            self._stop.wait(self._period)
+            self._stop.wait(self._active_period if self.leading else self._period)

@@ -83,6 +83,7 @@ class Operator:
                 identity=peering.identity,
                 priority=peering.priority,
                 period=peering.period,
+                active_period=peering.active_period,
                 on_lead=self._lead,
                 on_lost=self._lost,
             )
