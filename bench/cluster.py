@@ -359,16 +359,24 @@ class Cluster:
 
 
 class Cpu:
-    """CPU seconds (user + system) of the control plane's processes and of the others
-    named (the operator, the bench's own process as the plain client), from now on."""
+    """CPU seconds (user + system) of the control plane's processes, of the others named
+    (the operator: its process tree) and of the bench's own process alone (``client``: the
+    plain client's threads; the operator it started is its child, and not counted there),
+    from now on."""
 
     def __init__(self, cluster: Cluster, **others: int) -> None:
         self.pids = {**cluster.pids(), **others}
-        self.start = {name: procstat.cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.start = {name: self._seconds(name, pid) for name, pid in self.pids.items()}
+
+    @staticmethod
+    def _seconds(name: str, pid: int) -> float:
+        if name == "client":
+            return procstat.own_cpu_seconds(pid)
+        return procstat.cpu_seconds(pid)
 
     def taken(self) -> dict[str, float]:
         return {
-            name: round(procstat.cpu_seconds(pid) - self.start[name], 2)
+            name: round(self._seconds(name, pid) - self.start[name], 2)
             for name, pid in self.pids.items()
         }
 
