@@ -14,7 +14,6 @@ the bench's observers (events, inspect) use the engine's socket directly and are
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -168,17 +167,6 @@ class BenchEnv(Confined):
         process = Process(name=name, popen=popen, log=log)
         self.processes.append(process)
         return process
-
-    def spawn_api(self, name: str, argv: list[str], kubeconfig: Path) -> tuple[Process, str]:
-        """An emulator process that writes ``kubeconfig`` once it serves; it and its URL."""
-        process = self.spawn(name, argv)
-        wait_until(
-            lambda: kubeconfig.exists() or not process.alive(), timeout=60, what=f"the {name}"
-        )
-        if not process.alive():
-            raise RuntimeError(f"the {name} exited:\n{process.tail()}")
-        config = json.loads(kubeconfig.read_text())
-        return process, str(config["clusters"][0]["cluster"]["server"]).rstrip("/")
 
     def start_proxy(self) -> Process:
         proxy = self.spawn(

@@ -52,6 +52,15 @@ def cpu_seconds(pid: int) -> float:
     return total / _TICKS
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process alone (its threads, not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def thread_count(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

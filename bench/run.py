@@ -139,8 +139,7 @@ def measure_system(
         result["log_tail"] = system.process.tail(20) if _started(system) else ""
     finally:
         bench.close()
-        if _started(system):
-            system.process.stop()
+        system.stop()
         env.remove_containers(direct)
     return result
 

@@ -26,7 +26,7 @@ from bench.env import BenchEnv, wait_until
 from bench.floor import Floor
 from bench.observe import Observer
 from bench.phases import docker_phases, phases_summary, shape
-from bench.systems import NAMESPACE, System
+from bench.systems import System
 from mlplatform.models.spec import container_name
 from mlplatform.runners.base import LABEL_CONTROLLER, Owner
 from mlplatform.runners.docker_plan import stable_alias
@@ -303,7 +303,7 @@ class Bench:
             (model_id,) = self.new_ids("upd", 1)
             self.system.apply([model_id], env=[{"name": "MARK", "value": "0"}])
             self.wait_all([model_id], time.monotonic())
-            owner = Owner(namespace=NAMESPACE, name=model_id.partition(":")[0], uid="")
+            owner = Owner(namespace=self.system.namespace, name=model_id.partition(":")[0], uid="")
             runs.append(
                 lifecycle.update_under_load(
                     self.env,

@@ -2,26 +2,27 @@
 
 - ``LocalMode``: ``mlplatform local <folder>`` watching a folder; applying a model writes its
   manifest (atomically: a hidden temporary file renamed into place), removing deletes it.
-- ``OperatorMode``: ``mlplatform operator`` (its real kopf settings, default peering mode)
-  against the KMock emulator (``kube_api.py``, its own process); applying POSTs MLModel
-  objects, removing DELETEs them (the operator's finalizer removes the container).
+- ``OperatorMode``: ``mlplatform operator`` (its real kopf settings, default peering mode) on
+  the real control plane of ``scripts/kube-up.sh`` (``cluster.py``), as the operator's
+  ServiceAccount, watching a namespace of the run's own; applying POSTs MLModel objects (as
+  the admin), removing DELETEs them (the operator's finalizer removes the container).
 Both processes reach Docker through the counting proxy (``DOCKER_HOST``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import json
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import kubernetes.client.exceptions
 import yaml
 
-from bench.env import MLPLATFORM, PYTHON, REPO, BenchEnv, Process
+from bench.cluster import MLMODELS, Cluster, read
+from bench.env import MLPLATFORM, PYTHON, BenchEnv, Process
 from mlplatform.models import spec
+from mlplatform.runners.kubernetes.rest import MERGE_PATCH
 
 API_VERSION = f"{spec.API_GROUP}/{spec.API_VERSION}"
 NAMESPACE = "bench"
@@ -40,11 +41,16 @@ def manifest(model_id: str, image: str, **container: Any) -> dict[str, Any]:
 
 class System(Protocol):
     name: str
+    namespace: str  # the MLModels' namespace (their stable endpoint is <name>.<namespace>)
 
     @property
     def process(self) -> Process: ...
 
     def start(self) -> None: ...
+
+    def stop(self) -> None:
+        """Stop the process and whatever the system needs besides (its namespace, ...)."""
+        ...
 
     def helper_pids(self) -> dict[str, int]:
         """Other processes of the system worth profiling (e.g. the API emulator)."""
@@ -65,6 +71,7 @@ class LocalMode:
     """``mlplatform local`` watching one folder of this run."""
 
     name = "local"
+    namespace = NAMESPACE
 
     def __init__(self, env: BenchEnv, image: str) -> None:
         self._env = env
@@ -84,6 +91,10 @@ class LocalMode:
             [str(MLPLATFORM), "local", str(self.folder)],
             self._env.sut_environ(),
         )
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
 
     def helper_pids(self) -> dict[str, int]:
         return {}
@@ -107,31 +118,33 @@ class LocalMode:
 
 
 class OperatorMode:
-    """``mlplatform operator`` against the KMock emulator, both processes of this run."""
+    """``mlplatform operator`` on the real control plane (``bench.cluster``), as its
+    ServiceAccount, watching a namespace of this run's own."""
 
     name = "operator"
 
     def __init__(self, env: BenchEnv, image: str) -> None:
         self._env = env
         self._image = image
-        self._kubeconfig = env.root / "kubeconfig.json"
-        self._api: Process | None = None
+        self.namespace = f"bench-{env.token}-docker"
+        self._cluster: Cluster | None = None
         self._process: Process | None = None
-        self._url = ""
 
     @property
     def process(self) -> Process:
         assert self._process is not None
         return self._process
 
+    @property
+    def cluster(self) -> Cluster:
+        assert self._cluster is not None
+        return self._cluster
+
     def start(self) -> None:
-        self._api, self._url = self._env.spawn_api(
-            "kmock-api",
-            [str(PYTHON), str(REPO / "bench" / "kube_api.py"), str(self._kubeconfig)],
-            self._kubeconfig,
-        )
+        self._cluster = Cluster.up(self._env.root)
+        self._cluster.create_namespace(self.namespace)
         environ = self._env.sut_environ()
-        environ["KUBECONFIG"] = str(self._kubeconfig)
+        environ["KUBECONFIG"] = str(self._cluster.token_kubeconfig("operator-docker"))
         self._process = self._env.spawn(
             "mlplatform-operator",
             [
@@ -139,7 +152,8 @@ class OperatorMode:
                 "-m",
                 "mlplatform",
                 "operator",
-                "--all-namespaces",
+                "--namespace",
+                self.namespace,
                 "--liveness",
                 "",
                 "--metrics-port",
@@ -148,49 +162,70 @@ class OperatorMode:
             environ,
         )
 
-    def helper_pids(self) -> dict[str, int]:
-        return {"kmock": self._api.pid} if self._api is not None else {}
-
-    def _call(
-        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
-    ) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self._url + path, data=data, method=method, headers={"Content-Type": content_type}
-        )
+    def stop(self) -> None:
+        """The models are deleted while the operator runs (it releases their finalizers),
+        then it stops, then the namespace goes (waited for) and the control plane stops if
+        this run started it."""
+        if self._cluster is None:
+            return
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            if method == "DELETE" and error.code == 404:
-                return None
-            raise RuntimeError(f"{method} {path}: {error.code} {error.read()[:300]!r}") from error
+            if self._process is not None and self._process.alive():
+                self.cluster.plane.kubectl(
+                    "delete", "mlmodels", "--all", "-n", self.namespace, "--timeout=120s",
+                    check=False,
+                )  # fmt: skip
+            if self._process is not None:
+                self._process.stop()
+            # Whatever the operator could not release (it died): let the namespace go.
+            for name in self._model_names():
+                self.cluster.plane.kubectl(
+                    "patch", "mlmodel", name, "-n", self.namespace, "--type=merge",
+                    "-p", '{"metadata":{"finalizers":null}}', check=False,
+                )  # fmt: skip
+            self.cluster.delete_namespace(self.namespace)
+        finally:
+            self.cluster.close()
+            self._cluster = None
 
-    def _collection(self) -> str:
-        return f"/apis/{API_VERSION}/namespaces/{NAMESPACE}/mlmodels"
+    def helper_pids(self) -> dict[str, int]:
+        return {}
 
-    def _each(self, action: Any, model_ids: Sequence[str]) -> None:
+    def _model_names(self) -> list[str]:
+        listing = read(
+            self.cluster.admin.request("list", MLMODELS, namespace=self.namespace, timeout=60)
+        )
+        return [str(item["metadata"]["name"]) for item in listing.get("items") or []]
+
+    def _each(self, action: Callable[[str], object], model_ids: Sequence[str]) -> None:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             for future in [pool.submit(action, m) for m in model_ids]:
                 future.result()
 
+    def _create(self, model_id: str, **container: Any) -> None:
+        body = manifest(model_id, self._image, **container)
+        body["metadata"]["namespace"] = self.namespace
+        read(self.cluster.admin.request("create", MLMODELS, namespace=self.namespace,
+                                        body=body, timeout=30))  # fmt: skip
+
     def apply(self, model_ids: Sequence[str], **container: Any) -> None:
-        self._each(
-            lambda m: self._call("POST", self._collection(), manifest(m, self._image, **container)),
-            model_ids,
-        )
+        self._each(lambda m: self._create(m, **container), model_ids)
 
     def update(self, model_id: str, **container: Any) -> None:
         # A merge patch of the spec, as `kubectl patch --type merge` sends it.
         patch = {"spec": manifest(model_id, self._image, **container)["spec"]}
-        path = f"{self._collection()}/{model_id.partition(':')[0]}"
-        self._call("PATCH", path, patch, content_type="application/merge-patch+json")
+        name = model_id.partition(":")[0]
+        read(self.cluster.admin.request("patch", MLMODELS, namespace=self.namespace, name=name,
+                                        body=patch, content_type=MERGE_PATCH,
+                                        timeout=30))  # fmt: skip
+
+    def _delete(self, model_id: str) -> None:
+        name = model_id.partition(":")[0]
+        try:
+            read(self.cluster.admin.request("delete", MLMODELS, namespace=self.namespace,
+                                            name=name, timeout=30))  # fmt: skip
+        except kubernetes.client.exceptions.ApiException as error:
+            if error.status != 404:
+                raise
 
     def remove(self, model_ids: Sequence[str]) -> None:
-        self._each(
-            lambda m: self._call("DELETE", f"{self._collection()}/{m.partition(':')[0]}"),
-            model_ids,
-        )
-
-    def get(self, model_id: str) -> Any:
-        return self._call("GET", f"{self._collection()}/{model_id.partition(':')[0]}")
+        self._each(self._delete, model_ids)
