@@ -14,6 +14,7 @@ documented, rendered by every test run and — once the real control plane is in
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import yaml
+
+from mlplatform.models.spec import KIND
+from tests.support import cel_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -121,3 +126,43 @@ def render_text(components: tuple[str, ...]) -> str:
 def render(components: tuple[str, ...]) -> list[dict[str, Any]]:
     """The objects of the base with ``components``."""
     return [doc for doc in yaml.safe_load_all(render_text(components)) if doc]
+
+
+# Kubernetes releases each object is validated for: the newest and the oldest schemas
+# kubernetes-validate ships (the supported range).
+VALIDATED_VERSIONS = (kubernetes_validate.latest_version(), "1.25.0")
+_judged: dict[str, list[str]] = {}
+
+
+def strict_failures(doc: dict[str, Any]) -> list[str]:
+    """What is wrong with one rendered object, judged strictly (each distinct object once).
+
+    Kubernetes kinds: ``kubernetes-validate`` in strict mode (unknown fields are errors) for
+    ``VALIDATED_VERSIONS``. MLModels: the CRD's schema and CEL rules, offline. The kinds of
+    ``FOREIGN_KINDS``: their API version and their metadata (no schema for them offline).
+    """
+    key = json.dumps(doc, sort_keys=True)
+    if key not in _judged:
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        failures: list[str] = []
+        if doc["kind"] == KIND:
+            failures.extend(f"{where}: {message}" for message in cel_harness.validate(doc))
+        elif doc["kind"] in FOREIGN_KINDS:
+            if doc["apiVersion"] != FOREIGN_KINDS[doc["kind"]]:
+                failures.append(f"{where}: apiVersion {doc['apiVersion']}")
+            meta = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc["metadata"]}
+            failures.extend(_kubernetes_validate(meta, where))
+        else:
+            failures.extend(_kubernetes_validate(doc, where))
+        _judged[key] = failures
+    return _judged[key]
+
+
+def _kubernetes_validate(doc: dict[str, Any], where: str) -> list[str]:
+    failures = []
+    for version in VALIDATED_VERSIONS:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            failures.append(f"{where} ({version}): {error.message}")
+    return failures

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
 from mlplatform.kube import crd, options
-from mlplatform.models.spec import KIND
-from tests.support import cel_harness, installs
+from tests.support import installs
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = installs.kubectl()
@@ -59,39 +56,6 @@ def combinations() -> dict[tuple[str, ...], Docs]:
         return dict(zip(COMBINATIONS, pool.map(installs.render, COMBINATIONS), strict=True))
 
 
-_validated: dict[str, list[str]] = {}
-
-
-def _strict_failures(doc: dict[str, Any]) -> list[str]:
-    """kubernetes-validate's complaints about one object (each distinct object judged once)."""
-    key = json.dumps(doc, sort_keys=True)
-    if key not in _validated:
-        where = f"{doc['kind']}/{doc['metadata']['name']}"
-        failures: list[str] = []
-        if doc["kind"] == KIND:
-            # Our own kind: kubernetes-validate has no schema for it; the CRD (offline) does.
-            failures.extend(f"{where}: {message}" for message in cel_harness.validate(doc))
-        elif doc["kind"] in installs.FOREIGN_KINDS:
-            # Another project's API (no schema offline): its group and version are the ones
-            # its CRDs serve, and its metadata is a valid ObjectMeta.
-            if doc["apiVersion"] != installs.FOREIGN_KINDS[doc["kind"]]:
-                failures.append(f"{where}: apiVersion {doc['apiVersion']}")
-            meta = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": doc["metadata"]}
-            failures.extend(_kubernetes_validate(meta, where))
-        else:
-            failures.extend(_kubernetes_validate(doc, where))
-        _validated[key] = failures
-    return _validated[key]
-
-
-def _kubernetes_validate(doc: dict[str, Any], where: str) -> Iterator[str]:
-    for version in (kubernetes_validate.latest_version(), "1.25.0"):
-        try:
-            kubernetes_validate.validate(doc, version, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            yield f"{where} ({version}): {error.message}"
-
-
 def _deployment(docs: Docs) -> dict[str, Any]:
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
     return dict(deployment)
@@ -120,7 +84,7 @@ def test_the_kustomization_renders_the_crd_as_generated(rendered: Docs) -> None:
 
 
 def test_every_rendered_document_passes_kubernetes_validate_strictly(rendered: Docs) -> None:
-    failures = [failure for doc in rendered for failure in _strict_failures(doc)]
+    failures = [failure for doc in rendered for failure in installs.strict_failures(doc)]
     assert failures == []
     assert rendered
 
@@ -139,7 +103,7 @@ def test_every_combination_of_components_validates_strictly(
         f"{'+'.join(combination) or 'base'}: {failure}"
         for combination, docs in combinations.items()
         for doc in docs
-        for failure in _strict_failures(doc)
+        for failure in installs.strict_failures(doc)
     ]
     assert failures == []
 
