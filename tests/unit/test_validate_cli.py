@@ -297,3 +297,30 @@ def test_validate_at_the_repository_root_reports_only_the_corpus() -> None:
     invalid = {f"tests/corpus/invalid/{case.path.name}" for case in corpus.invalid_cases()}
     assert invalid <= files
     assert "MLModel manifests invalid;" in _summary(result)
+
+
+def test_a_helm_charts_templates_are_not_manifests_unless_named(tmp_path: Path) -> None:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "crds").mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    template = chart / "templates" / "model.yaml"
+    template.write_text(
+        "{{- if .Values.on }}\napiVersion: mlplatform.dev/v1alpha1\nkind: MLModel\n{{- end }}\n"
+    )
+    (chart / "crds" / "crd.yaml").write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata: {name: a.b}\n"
+    )
+    # A folder named templates outside a chart is read as any other.
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "m.yaml").write_text(
+        "apiVersion: mlplatform.dev/v1alpha1\nkind: MLModel\nmetadata: {name: a}\n"
+        'spec: {id: "a:1", container: {image: a, ports: [80]}}\n'
+    )
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "0 of 1 MLModel manifests invalid; 2 other documents skipped\n"
+    named = _run(template)
+    assert named.returncode == 1
+    assert str(template) in named.stdout
