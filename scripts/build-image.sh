@@ -66,7 +66,8 @@ if [ "$current" = "$source_hash" ] && [ "${OPERATOR_REBUILD:-0}" != 1 ]; then
 fi
 
 # The base's Python and C library: the wheels must be the ones it can load.
-read -r py_version glibc < <(docker run --rm --network none "$base" python3 -c \
+read -r py_version glibc < <(docker run --rm --network none --name "mlplatform-build-probe-$$" \
+  --label dev.mlplatform.build=operator-image "$base" python3 -c \
   'import platform, sys; print("%d.%d" % sys.version_info[:2], platform.libc_ver()[1])')
 py_tag=cp${py_version/./}
 platforms=()
