@@ -2,10 +2,11 @@
 # Generate the install bundle: dist/install.yaml, what `kubectl apply -k manifests/` applies
 # (the CRD, the namespace, RBAC, the operator's Deployment, the webhook Service and
 # configurations) as one file for `kubectl apply -f`. Rendered offline by `kubectl kustomize`
-# from crds/ and manifests/ (tests/unit/test_bundle.py fails when the file is stale).
+# from crds/ and manifests/ (tests/unit/test_bundle.py fails when the file is stale). The
+# Helm chart's copy of the CRD (charts/mlplatform/crds/, Helm's rule) is refreshed with it.
 #
-#   scripts/bundle.sh                  rewrite dist/install.yaml
-#   scripts/bundle.sh --check          exit 1 (and say so) when dist/install.yaml is stale
+#   scripts/bundle.sh                  rewrite dist/install.yaml and the chart's CRD
+#   scripts/bundle.sh --check          exit 1 (and say so) when either is stale
 #   scripts/bundle.sh --image REF [--component NAME]... [--output FILE|-]
 #                                      a bundle of your own: the operator image REF (a registry
 #                                      reference, e.g. registry.example.com/mlplatform-operator:0.1.0)
@@ -67,7 +68,12 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)
   kubectl kustomize "$work/k"
 } >"$work/install.yaml"
 
+chart_crd=charts/mlplatform/crds/mlmodels.mlplatform.dev.yaml
 if [ "$check" = 1 ]; then
+  if ! cmp -s crds/mlmodels.mlplatform.dev.yaml "$chart_crd"; then
+    echo "bundle: $chart_crd is stale: run scripts/bundle.sh" >&2
+    exit 1
+  fi
   if cmp -s "$work/install.yaml" "$output"; then
     echo "bundle: $output is up to date"
     exit 0
@@ -82,4 +88,8 @@ else
   mkdir -p "$(dirname "$output")"
   mv "$work/install.yaml" "$output"
   echo "bundle: wrote $output"
+  if [ -z "$image" ] && [ "${#components[@]}" = 0 ] && ! cmp -s crds/mlmodels.mlplatform.dev.yaml "$chart_crd"; then
+    cp crds/mlmodels.mlplatform.dev.yaml "$chart_crd"
+    echo "bundle: wrote $chart_crd"
+  fi
 fi
