@@ -1,4 +1,5 @@
-# The operator image: `docker build -t mlplatform-operator:0.1.0 .`
+# The operator image where a registry serves python:3.11-slim: `docker build -t mlplatform-operator:0.1.0 .`
+# Without a registry (these machines): scripts/build-image.sh builds the same offline.
 # (kind: `kind load docker-image mlplatform-operator:0.1.0`; k3d: `k3d image import ...`).
 # BASE: any Python 3.11+ image with the venv module (python:3.11-slim by default).
 ARG BASE=python:3.11-slim

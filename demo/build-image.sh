@@ -12,6 +12,8 @@
 #   *.sources (deb822); else http://deb.debian.org/debian), DEMO_REBUILD=1 to build even when
 #   the label matches. Where only a local mirror is reachable, the machine's own is the one
 #   that works.
+#   DEMO_BASE_ONLY=1 stops after step 1 (scripts/build-image.sh builds the operator image on
+#   the same base).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -61,7 +63,8 @@ source_hash=$(cat demo/build-image.sh demo/iris/Dockerfile demo/iris/iris.csv \
   demo/iris/model.py demo/iris/server.py | sha256sum | cut -c1-16)
 current=$(docker image inspect --format "{{ index .Config.Labels \"$label\" }}" "$image" \
   2>/dev/null || true)
-if [ "$current" = "$source_hash" ] && [ "${DEMO_REBUILD:-0}" != 1 ]; then
+if [ "$current" = "$source_hash" ] && [ "${DEMO_REBUILD:-0}" != 1 ] \
+    && [ "${DEMO_BASE_ONLY:-0}" != 1 ]; then
   echo "build-image: $image is up to date ($source_hash)"
   exit 0
 fi
@@ -102,6 +105,10 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' \
     "$tarball" "$base" >/dev/null
+fi
+if [ "${DEMO_BASE_ONLY:-0}" = 1 ]; then
+  echo "build-image: $base ready"
+  exit 0
 fi
 
 echo "build-image: building $image"

@@ -178,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
         description=_wrapped(
             "Check MLModel manifests offline, as the API server and the admission "
             "webhook would. Documents of other API groups are counted and skipped; hidden files "
-            "and folders are skipped unless named; List items are checked one by one. Prints "
+            "and folders, and Helm charts' templates/, are skipped unless named; List items are "
+            "checked one by one. Prints "
             "FILE[#DOC][:LINE]: FIELD: MESSAGE per problem and a summary line. Reads no "
             "environment variables."
         ),

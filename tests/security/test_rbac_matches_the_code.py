@@ -22,7 +22,9 @@ from __future__ import annotations
 import ast
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -30,6 +32,7 @@ import yaml
 from mlplatform.kube import api as kube_api
 from mlplatform.runners.kubernetes import api as runner_api
 from mlplatform.runners.kubernetes.rest import NotDeclared, Rest
+from tests.support import installs
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "operator" / "mlplatform" / "kube"
@@ -143,11 +146,12 @@ def granted() -> set[Rule] | None:
         timeout=60,
         check=True,
     ).stdout
-    roles = [
-        doc
-        for doc in yaml.safe_load_all(rendered)
-        if isinstance(doc, dict) and doc.get("kind") in ("ClusterRole", "Role")
-    ]
+    return rules_of(yaml.safe_load_all(rendered), kinds=("ClusterRole", "Role"))
+
+
+def rules_of(docs: Iterable[Any], *, kinds: tuple[str, ...]) -> set[Rule]:
+    """Every (group, resource, verb) the roles of ``kinds`` among ``docs`` grant."""
+    roles = [doc for doc in docs if isinstance(doc, dict) and doc.get("kind") in kinds]
     rules: set[Rule] = set()
     for role in roles:
         for rule in role.get("rules") or []:
@@ -192,3 +196,29 @@ def test_the_cluster_role_grants_exactly_what_the_code_and_kopf_use() -> None:
     assert not missing, f"the ClusterRole lacks {sorted(missing)}"
     assert rules & optional, "the ClusterRole does not let kopf post Events"
     assert not extra, f"the ClusterRole grants more than the code uses: {sorted(extra)}"
+
+
+# What only a cluster-wide watch needs: kopf's scanning (off when the operator watches named
+# namespaces: kube.handlers.configure) and the cluster-wide peering object.
+CLUSTER_ONLY = {"customresourcedefinitions", "namespaces", "clusterkopfpeerings"}
+
+
+def test_a_namespaced_install_grants_in_each_namespace_exactly_the_namespaced_needs() -> None:
+    if installs.kubectl() is None:
+        pytest.skip("kubectl is not installed: it renders manifests/ offline")
+    docs = installs.render(("namespaced", "peering", "kubernetes-runner"))
+    assert rules_of(docs, kinds=("ClusterRole",)) == set()
+    roles = [doc for doc in docs if doc["kind"] == "Role"]
+    assert roles, "the namespaced component renders no Role"
+    needed = {
+        rule
+        for rule in calls_in_code() | runner_calls() | KOPF_NEEDS
+        if rule[1].split("/")[0] not in CLUSTER_ONLY
+    }
+    optional = {("events.k8s.io", "events", "create"), ("", "events", "create")}
+    for role in roles:
+        rules = rules_of([role], kinds=("Role",))
+        where = role["metadata"]["namespace"]
+        assert not needed - rules - optional, f"{where}: lacks {sorted(needed - rules - optional)}"
+        assert rules & optional, f"{where}: kopf cannot post Events"
+        assert not rules - needed, f"{where}: grants more than the code uses: {rules - needed}"

@@ -190,7 +190,7 @@ class ControlPlane:
         rendered = self.kubectl("kustomize", str(ROOT / "manifests")).stdout
         objects = [doc for doc in yaml.safe_load_all(rendered) if doc]
         self.apply([obj for obj in objects if obj["kind"] not in _NOT_INSTALLED])
-        peering = ROOT / "manifests" / "overlays" / "peering" / "peering-crds.yaml"
+        peering = ROOT / "manifests" / "components" / "peering" / "peering-crds.yaml"
         self.apply([doc for doc in yaml.safe_load_all(peering.read_text()) if doc])
         for crd in ("mlmodels.mlplatform.dev",):
             self.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")

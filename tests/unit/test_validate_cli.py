@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from mlplatform.models.resource import is_mlmodel
 from tests.support import corpus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +58,18 @@ def test_the_examples_are_valid_and_exit_0() -> None:
     result = _run("manifests/examples")
     assert result.returncode == 0, result.stdout + result.stderr
     count = len(corpus.valid_objects())
-    assert result.stdout == f"0 of {count} MLModel manifests invalid; 0 other documents skipped\n"
+    # The other kinds of the GitOps example (kustomizations, Namespaces, Argo CD and Flux
+    # objects) are counted and skipped.
+    others = sum(
+        1
+        for path in corpus.EXAMPLES_DIR.rglob("*.yaml")
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc and not is_mlmodel(doc)
+    )
+    assert others > 0
+    assert result.stdout == (
+        f"0 of {count} MLModel manifests invalid; {others} other documents skipped\n"
+    )
 
 
 def test_each_corpus_file_is_refused_with_its_message_on_a_file_field_message_line() -> None:
@@ -284,3 +297,30 @@ def test_validate_at_the_repository_root_reports_only_the_corpus() -> None:
     invalid = {f"tests/corpus/invalid/{case.path.name}" for case in corpus.invalid_cases()}
     assert invalid <= files
     assert "MLModel manifests invalid;" in _summary(result)
+
+
+def test_a_helm_charts_templates_are_not_manifests_unless_named(tmp_path: Path) -> None:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "crds").mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    template = chart / "templates" / "model.yaml"
+    template.write_text(
+        "{{- if .Values.on }}\napiVersion: mlplatform.dev/v1alpha1\nkind: MLModel\n{{- end }}\n"
+    )
+    (chart / "crds" / "crd.yaml").write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata: {name: a.b}\n"
+    )
+    # A folder named templates outside a chart is read as any other.
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "m.yaml").write_text(
+        "apiVersion: mlplatform.dev/v1alpha1\nkind: MLModel\nmetadata: {name: a}\n"
+        'spec: {id: "a:1", container: {image: a, ports: [80]}}\n'
+    )
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "0 of 1 MLModel manifests invalid; 2 other documents skipped\n"
+    named = _run(template)
+    assert named.returncode == 1
+    assert str(template) in named.stdout

@@ -169,7 +169,7 @@ def ensure_peering(api: KubeApi, name: str, namespaces: Collection[str] = ()) ->
     except kubernetes.client.exceptions.ApiException as error:
         raise PeeringUnavailable(
             f'cannot create the kopf peering "{name}" ({error.status} {error.reason}); '
-            "install the kopf.dev peering CRDs (manifests/base/peering-crds.yaml) "
+            "install the kopf.dev peering CRDs (manifests/components/peering) "
             "or run with --standalone"
         ) from error
 

@@ -17,20 +17,30 @@ handled), so that ``status`` is ours alone; no last-handled copy (``NoDiffBase``
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import kopf
 
 from mlplatform.kube.operator import Operator
-from mlplatform.kube.store import held_by_finalizer
+from mlplatform.kube.store import held_by_finalizer, plain_namespaces
 from mlplatform.models.spec import API_GROUP, API_VERSION, PLURAL
 
 RESOURCE = (API_GROUP, API_VERSION, PLURAL)
 FINALIZER = f"{API_GROUP}/finalizer"
 
 
-def configure(settings: kopf.OperatorSettings) -> kopf.OperatorSettings:
-    """Apply the operator's persistence and posting choices to kopf's settings."""
+def configure(
+    settings: kopf.OperatorSettings, *, namespaces: Collection[str] = ()
+) -> kopf.OperatorSettings:
+    """Apply the operator's persistence, posting and scanning choices to kopf's settings
+    (``namespaces``: the ones watched, none for the whole cluster)."""
+    # Watching named namespaces only, the operator needs no cluster-wide right, so that a
+    # namespace-scoped install (a Role in each, no ClusterRole: manifests/components/namespaced)
+    # is complete: kopf neither lists namespaces (the names are the namespaces) nor watches
+    # CRDs (the MLModel CRD is found once at start-up, by discovery, which needs no RBAC).
+    # Patterns and the whole cluster keep kopf's scanning: new namespaces and CRDs are seen.
+    settings.scanning.disabled = bool(namespaces) and bool(plain_namespaces(namespaces))
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()

@@ -94,7 +94,7 @@ def run(config: OperatorConfig) -> int:
     # A registry of our own has none of kopf's implicit logins: log in as the official client
     # does (in-cluster service account, else the kubeconfig; KUBECONFIG honoured).
     kopf.on.login(id="login", registry=registry)(kopf.login_via_client)
-    kopf_settings = handlers.configure(kopf.OperatorSettings())
+    kopf_settings = handlers.configure(kopf.OperatorSettings(), namespaces=namespaces)
     kopf_settings.peering.lifetime = config.peering_lifetime
     if config.webhook_port:
         _serve_admission(config, registry, kopf_settings)

@@ -291,7 +291,9 @@ def _mentions_us(raw: bytes) -> bool:
 def manifest_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Files named directly, and YAML/JSON files found (recursively, sorted) in folders.
 
-    Hidden files and folders (``.git``, ``.venv``, ``.github``) are skipped unless named.
+    Hidden files and folders (``.git``, ``.venv``, ``.github``) are skipped unless named, and
+    so are a Helm chart's ``templates/`` (Go templates that Helm renders, not manifests; the
+    folder holds a ``Chart.yaml``).
     """
     for path in paths:
         if path.is_dir():
@@ -302,7 +304,12 @@ def manifest_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 def _walk(folder: Path) -> Iterator[Path]:
     for root, folders, files in os.walk(folder):
-        folders[:] = [name for name in folders if not name.startswith(".")]
+        chart = "Chart.yaml" in files
+        folders[:] = [
+            name
+            for name in folders
+            if not name.startswith(".") and not (chart and name == "templates")
+        ]
         for name in files:
             if not name.startswith(".") and name.endswith(MANIFEST_SUFFIXES):
                 yield Path(root) / name
