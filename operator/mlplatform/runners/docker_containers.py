@@ -253,11 +253,16 @@ class Containers:
         plan: docker_plan.ContainerPlan,
         *,
         candidate: bool,
+        serve: bool | None = None,
     ) -> tuple[Container, bool]:
-        """Create (not start) a container for ``plan``; a candidate gets no alias.
+        """Create (not start) a container for ``plan``: a candidate under its temporary
+        name, else under the contract name. ``serve`` (default: not a candidate): it joins
+        the stable alias when it starts; a candidate that will replace the serving one in
+        place is created under its temporary name but serving.
 
         (The container, whether its image was pulled.)
         """
+        serve = not candidate if serve is None else serve
         self._network.ensure(client)
         for folder in plan.folders_to_create():
             try:
@@ -266,7 +271,7 @@ class Containers:
                 raise errors.StartFailed(f"cannot create the folder {folder}: {error}") from error
         name = plan.candidate_name if candidate else plan.name
         args = dict(plan.create_args, name=name)
-        if not candidate:
+        if serve:
             endpoint = client.api.create_endpoint_config(aliases=list(plan.aliases))
             args["networking_config"] = {self._network.name: endpoint}
         policy = workload.spec.container.image_pull_policy

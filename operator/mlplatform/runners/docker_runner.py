@@ -27,8 +27,10 @@ The rules (docs/design.md names them), one place each:
   (``Containers.not_a_strangers``).
 - the stable endpoint .... ``docker_plan.stable_alias`` on every serving container;
   ``ModelsNetwork.check_endpoint``.
-- updates without a gap .. ``docker_rollout``; a model that publishes debug ports (one
-  container at a time can bind them) is replaced with a short gap, and its status says so.
+- updates without a gap .. ``docker_rollout``; a model whose new container publishes debug
+  ports (one container at a time can bind them) is replaced in place with a short gap
+  (``_replace``: created before the old one goes, so its claim never lapses), and its
+  status says so.
 - the grace period ....... ``Containers.remove``.
 - security defaults ...... ``docker_plan`` (no privileged, no host network,
   ``no-new-privileges``, capabilities dropped, read-only ``/data`` and ``/models``).
@@ -70,7 +72,7 @@ from mlplatform.runners.docker_engine import Engine, Operation
 from mlplatform.runners.docker_events import DockerEventStream
 from mlplatform.runners.docker_network import ModelsNetwork
 from mlplatform.runners.docker_rollout import Rollouts
-from mlplatform.runners.docker_status import RUNNING, ending, holds_alias, publishes, status_of
+from mlplatform.runners.docker_status import RUNNING, ending, holds_alias, status_of
 
 
 class DockerRunner:
@@ -258,6 +260,15 @@ class DockerRunner:
                 return self._rollouts.take_over(
                     client, workload, plan, candidate=candidate, serving=serving, claim=claim
                 )
+            if serving is None and _never_started(candidate):
+                # An in-place replacement cut short after the old container went: finish it
+                # (the new one carries the model's debug-port claim; removing it would let
+                # the claim lapse).
+                self._containers.rename(client, workload, candidate, plan.name)
+                failed = self._start(candidate)
+                return docker_status.runner_status(
+                    candidate, workload, claim, action=base.Action.REPLACED, message=failed
+                )
             self._containers.remove_all([candidate])
             candidate = None
 
@@ -275,27 +286,25 @@ class DockerRunner:
                     serving, workload, claim, action=base.Action.CREATED, message=failed
                 )
             message = f"replaced the stopped container ({ending(state)})"
-            self._containers.remove_all([serving])
-            return self._create(
-                client, workload, plan, claim, action=base.Action.REPLACED, message=message
-            )
+            return self._replace(client, workload, plan, claim, old=serving, message=message)
 
         if serving is None:
             return self._create(client, workload, plan, claim, action=base.Action.CREATED)
 
-        if status_of(serving) not in RUNNING or plan.debug_ports or publishes(serving):
-            # Nothing to keep serving (it stopped), or host ports only one container can
-            # bind: replace in place, with a short gap.
+        if status_of(serving) not in RUNNING or plan.debug_ports:
+            # Nothing to keep serving (it stopped), or the new container publishes host
+            # ports, which only one container can bind: replace in place, with a short gap.
+            # (A container that publishes and is replaced by one that does not is rolled
+            # out without a gap: the ports go free when it goes.)
             message = (
                 "replaced the container: its spec changed (debug ports can be bound by one "
                 "container at a time, so the update had a short gap)"
                 if status_of(serving) in RUNNING
                 else f"replaced the stopped container ({ending(serving.attrs['State'])})"
             )
-            self._containers.remove_all([c for c in (serving, candidate) if c is not None])
-            return self._create(
-                client, workload, plan, claim, action=base.Action.REPLACED, message=message
-            )
+            if candidate is not None:
+                self._containers.remove_all([candidate])
+            return self._replace(client, workload, plan, claim, old=serving, message=message)
 
         return self._rollouts.step(
             client, workload, plan, serving=serving, candidate=candidate, claim=claim
@@ -317,6 +326,38 @@ class DockerRunner:
         failed = self._start(container)
         return docker_status.runner_status(
             container, workload, claim, action=action, pulled=pulled, message=failed or message
+        )
+
+    def _replace(
+        self,
+        client: docker.DockerClient,
+        workload: base.Workload,
+        plan: docker_plan.ContainerPlan,
+        claim: DebugClaim,
+        *,
+        old: Container,
+        message: str,
+    ) -> base.RunnerStatus:
+        """Replace ``old`` in place: the new container is created (under its temporary
+        name) before ``old`` goes, then renamed and started.
+
+        So the model always has a container: the debug-port claim its label carries never
+        lapses (docs/design.md, "Debug ports"), and a create that fails (a missing image)
+        leaves ``old`` serving. A process killed in between leaves a created temporary
+        container, which the next apply removes before doing this again.
+        """
+        self._network.check_endpoint(client, workload, plan.aliases[0])
+        new, pulled = self._containers.create(client, workload, plan, candidate=True, serve=True)
+        self._containers.remove_all([old])
+        self._containers.rename(client, workload, new, plan.name)
+        failed = self._start(new)
+        return docker_status.runner_status(
+            new,
+            workload,
+            claim,
+            action=base.Action.REPLACED,
+            pulled=pulled,
+            message=failed or message,
         )
 
     def _start(self, container: Container) -> str:
@@ -345,6 +386,12 @@ def _current(container: Container, plan: docker_plan.ContainerPlan, network: str
     if container.labels.get(base.LABEL_SPEC_HASH) != plan.spec_hash:
         return False
     return status_of(container) not in RUNNING or holds_alias(container, network, plan.aliases[0])
+
+
+def _never_started(container: Container) -> bool:
+    """Whether ``container`` was created and never started (nor failed to start)."""
+    state = container.attrs.get("State") or {}
+    return state.get("Status") == "created" and not state.get("Error")
 
 
 def _moved_away(container: Container, workload: base.Workload) -> bool:

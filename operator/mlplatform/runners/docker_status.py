@@ -41,12 +41,6 @@ def holds_alias(container: Container, network: str, alias: str) -> bool:
     return alias in ((networks.get(network) or {}).get("Aliases") or [])
 
 
-def publishes(container: Container) -> bool:
-    """Whether the container binds host ports (the debug ports)."""
-    bindings = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
-    return any(binds for binds in bindings.values())
-
-
 def up_for(container: Container) -> float:
     """Seconds the container has been running (0 if it has not started)."""
     started = _moment(container.attrs["State"], "StartedAt")
