@@ -234,17 +234,19 @@ def test_a_second_writer_on_overlapping_paths_is_refused_naming_the_first(tmp_pa
     (tmp_path / "models" / "sub").mkdir(parents=True)
     (tmp_path / "other").mkdir()
     folder = tmp_path / "locks"
-    held = writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "models"]))
+    held = writer_lock.acquire(folder=folder, roots=ownership.Roots.of([tmp_path / "models"]))
     try:
         with pytest.raises(writer_lock.Held) as refused:
-            writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "models" / "sub"]))
+            writer_lock.acquire(
+                folder=folder, roots=ownership.Roots.of([tmp_path / "models" / "sub"])
+            )
         assert refused.value.pid == os.getpid()
         assert f"PID {os.getpid()}" in str(refused.value)
-        apart = writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "other"]))
+        apart = writer_lock.acquire(folder=folder, roots=ownership.Roots.of([tmp_path / "other"]))
         apart.release()
     finally:
         held.release()
-    again = writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "models"]))
+    again = writer_lock.acquire(folder=folder, roots=ownership.Roots.of([tmp_path / "models"]))
     again.release()
 
 
@@ -255,7 +257,7 @@ def test_a_lock_file_nobody_holds_is_stale_and_taken_over(tmp_path: Path) -> Non
     stale = folder / "999999.lock"
     stale.write_text(json.dumps({"pid": 999999, "roots": [str(tmp_path / "models")]}))
 
-    lock = writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "models"]))
+    lock = writer_lock.acquire(folder=folder, roots=ownership.Roots.of([tmp_path / "models"]))
 
     assert not stale.exists()
     with lock.path.open() as handle, pytest.raises(BlockingIOError):

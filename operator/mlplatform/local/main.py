@@ -51,9 +51,7 @@ def run(config: LocalConfig) -> int:
         return 2
     roots = ownership.Roots.of(paths)
     try:
-        lock = writer_lock.acquire(
-            writer_lock.folder_for(settings.storage_dir, settings.controller), roots
-        )
+        lock = writer_lock.acquire(roots)
     except writer_lock.Held as held:
         print(f"mlplatform local: {held}", file=sys.stderr)
         return 2
@@ -137,6 +135,17 @@ def _run(config: LocalConfig, paths: list[Path], roots: ownership.Roots) -> int:
                 problem,
             )
             return 1
+    if settings.runners_docker_enabled:
+        try:
+            owned = runners("docker").list_owned()
+        except errors.RunnerError as error:
+            owned = []  # the engine does not answer: the models will say so
+            log.debug("Could not list the containers before starting: %s", error.message)
+        moves = preflight.storage_moves(state.models.values(), owned, settings)
+        for line in moves:
+            log.error("%s", line)
+        if moves:
+            return 2
     if not state.models and not state.problems:
         # Only reached with --prune-empty (check_paths refuses it otherwise).
         log.warning(

@@ -188,6 +188,9 @@ class OwnedWorkload:
     revision: str
     state: State
     source: str | None = None
+    # The host folders of its volumes, as (path in the workload, host folder); empty when
+    # the runner mounts no host folder (Kubernetes: claims).
+    mounts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,11 @@ class DockerRunner:
                     revision=labels.get(base.LABEL_SPEC_HASH, ""),
                     state=docker_status.state(str(container.attrs.get("State", "")), error=""),
                     source=labels.get(base.LABEL_SOURCE),
+                    mounts=tuple(
+                        (str(m.get("Destination")), str(m.get("Source")))
+                        for m in container.attrs.get("Mounts") or []
+                        if m.get("Type") == "bind"
+                    ),
                 )
             )
         return owned
