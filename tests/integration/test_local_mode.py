@@ -114,6 +114,23 @@ def test_once_reports_a_kubernetes_model_as_needing_a_cluster_without_waiting(
     assert set(local.containers()) == local.ids("good")
 
 
+def test_down_of_a_folder_with_a_kubernetes_model_removes_the_docker_ones_and_succeeds(
+    local: LocalCli,
+) -> None:
+    # Issue 23: --down failed (exit 1, "needs the operator in a cluster") although nothing
+    # of a kubernetes model ever runs here: there is nothing of it to remove.
+    local.write("good")
+    local.write("incluster", runner="kubernetes")
+    local.run("--once", "--timeout", "60")
+    assert set(local.containers()) == local.ids("good")
+
+    result = local.run("--down")
+
+    assert result.returncode == 0, result.stderr
+    assert "nothing to remove here (runner kubernetes)" in result.stderr
+    assert local.containers(running=False) == {}
+
+
 def test_an_invalid_manifest_is_reported_while_the_others_run(local: LocalCli) -> None:
     local.write("good")
     bad = local.folder / "bad.yaml"

@@ -211,6 +211,10 @@ def down(paths: list[Path], reconciler: Reconciler, roots: ownership.Roots, runn
         key, model = item
         try:
             event = reconciler.delete(model.workload)
+        except errors.NeedsCluster:
+            # A model of runner kubernetes: local mode never ran anything of it here.
+            log.info("%s: nothing to remove here (runner %s)", key, model.workload.spec.runner)
+            return True
         except errors.RunnerError as error:
             log.error("Could not remove %s: %s", key, error.message)
             return False
