@@ -11,6 +11,7 @@
         ├── ImagePullFailed         pulling the image failed (registry unreachable, auth, ...)
         ├── ContainerConflict       a container with the model's name exists and is not ours
         ├── PortInUse               a host port the model needs is taken
+        ├── Stopping                the process is stopping: the runner makes no new writes
         └── StartFailed             the engine refused to create or start the container
             └── StorageNotConfigured  a volume the spec asks for has no source configured
 
@@ -44,6 +45,12 @@ class RunnerUnavailable(RunnerError):
 
 class NeedsCluster(RunnerUnavailable):
     """Raised by runner kubernetes where there is no Kubernetes API (local mode): for good."""
+
+    retryable = False
+
+
+class Stopping(RunnerError):
+    """Raised by a runner told to stop writing (``stop_writes``): the process is stopping."""
 
     retryable = False
 

@@ -241,3 +241,7 @@ class Runner(Protocol):
 
     def events(self) -> EventStream:
         """Engine events about managed workloads, for drift repair."""
+
+    def stop_writes(self) -> None:
+        """From now on, raise ``Stopping`` instead of making any change (the process is
+        stopping); reads still work. Calls in flight finish. For the process's life."""

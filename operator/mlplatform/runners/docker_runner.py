@@ -240,6 +240,10 @@ class DockerRunner:
             )
         self._containers.remove(container)
 
+    def stop_writes(self) -> None:
+        """No new engine writes from now on (the process is stopping); see ``Engine``."""
+        self._engine.stop_writes()
+
     def events(self) -> DockerEventStream:
         """A stream of engine events about this controller's containers (no reconnects)."""
         self._require_enabled()

@@ -54,6 +54,9 @@ class UnavailableRunner:
     def events(self) -> base.EventStream:
         raise self._refuse()
 
+    def stop_writes(self) -> None:
+        """Nothing to stop: this runner writes nothing."""
+
 
 class RefusingRunner(UnavailableRunner):
     """A runner that cannot act here: every call raises the error it was made with."""

@@ -178,6 +178,10 @@ class KubernetesRunner:
             uid = (service.get("metadata") or {}).get("uid")
             self._api.delete(api.SERVICE, namespace, owned.workload_name, uid=uid)
 
+    def stop_writes(self) -> None:
+        """No new writes to the cluster from now on (the process is stopping)."""
+        self._api.stop_writes()
+
     def events(self) -> base.EventStream:
         """A blocking iterator of changes to managed objects; ``close()`` ends it."""
         return watch.WorkloadEvents(
