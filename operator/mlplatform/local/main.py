@@ -95,7 +95,11 @@ def _run(config: LocalConfig, paths: list[Path], roots: ownership.Roots) -> int:
     runners = selection.Runners(settings)
     reconciler = Reconciler(runners)
     if not settings.runners_docker_enabled:
-        log.warning("RUNNERS_DOCKER_ENABLED is not true: models with runner docker will not start")
+        log.warning(
+            "The Docker runner is off (RUNNERS_DOCKER_ENABLED=false): models with runner "
+            "docker will not start; unset the variable (local mode's default is true) or set "
+            "it to true to run them"
+        )
     if config.down:
         return down(paths, reconciler, roots, runners("docker"))
 
