@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +143,32 @@ def _lock_free(local: LocalCli) -> bool:
         return False
     lock.release()
     return True
+
+
+def test_the_stop_hint_is_a_command_that_removes_the_models_as_printed(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    local.write("a")
+    process = local.start()
+    local.wait_for(lambda found: local.env.model_id("a") in found, timeout=60)
+    wait_until(lambda: "Watching the manifests for changes" in local.log(), timeout=60)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    [hint] = [line for line in local.log().splitlines() if "Stopping" in line]
+    command = hint.split("remove them with: ", 1)[1].removesuffix(")")
+
+    # Pasted into another shell: another folder, none of the run's variables.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pasted = subprocess.run(
+        ["bash", "-c", command],
+        cwd=elsewhere,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert pasted.returncode == 0, (command, pasted.stderr)
+    assert local.containers(running=False) == {}

@@ -21,6 +21,8 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import shlex
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -31,7 +33,7 @@ from mlplatform.core.controller import REMOVAL_WORKERS
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.local import desired, ownership, preflight, writer_lock
 from mlplatform.local.loop import LocalController
-from mlplatform.local.options import LocalConfig
+from mlplatform.local.options import LOCAL_CONTROLLER, LocalConfig
 from mlplatform.local.report import Reporter, read_status_file
 from mlplatform.runners import selection
 from mlplatform.runners.base import OwnedWorkload, Runner
@@ -163,7 +165,7 @@ def _run(config: LocalConfig, paths: list[Path], roots: ownership.Roots) -> int:
     )
     if config.once:
         return once(controller, reporter, timeout=config.timeout)
-    return watch(controller, reporter)
+    return watch(controller, reporter, down=down_command(config))
 
 
 def once(controller: LocalController, reporter: Reporter, *, timeout: float) -> int:
@@ -181,18 +183,44 @@ def once(controller: LocalController, reporter: Reporter, *, timeout: float) -> 
     return 0 if progress.ok and not controller.problems else 1
 
 
-def watch(controller: LocalController, reporter: Reporter) -> int:
-    """Keep converging until SIGINT or SIGTERM; the models keep running after."""
+def watch(controller: LocalController, reporter: Reporter, *, down: str) -> int:
+    """Keep converging until SIGINT or SIGTERM; the models keep running after. ``down``: the
+    command that removes them, as the user may paste it."""
     signals = _StopSignals()
     controller.start(watch=True)
     log.info("Watching the manifests and the engine; Ctrl-C stops watching, models keep running")
     try:
         signals.wait()
     finally:
-        log.info("Stopping; the models keep running (mlplatform local --down removes them)")
+        log.info("Stopping; the models keep running (remove them with: %s)", down)
         controller.stop()
         signals.close()
     return 0
+
+
+def down_command(config: LocalConfig) -> str:
+    """The shell command that removes this run's models, as it runs when pasted anywhere:
+    this very program (``mlplatform`` when that is the one on the PATH, else its full path,
+    or ``python -m mlplatform``), the paths made absolute, and the variables that decide
+    which containers it finds."""
+    program = Path(sys.argv[0]).absolute() if sys.argv and sys.argv[0] else Path()
+    on_path = shutil.which("mlplatform")
+    if program.name != "mlplatform" or not program.is_file():
+        command = [sys.executable, "-m", "mlplatform"]
+    elif on_path is not None and Path(on_path).resolve() == program.resolve():
+        command = ["mlplatform"]
+    else:
+        command = [str(program)]
+    settings = config.settings
+    variables = []
+    if settings.controller != LOCAL_CONTROLLER:
+        variables.append(f"MLPLATFORM_CONTROLLER={shlex.quote(settings.controller)}")
+    if settings.docker_host:
+        variables.append(f"DOCKER_HOST={shlex.quote(settings.docker_host)}")
+    if not settings.runners_docker_enabled:
+        variables.append("RUNNERS_DOCKER_ENABLED=true")
+    paths = [str(Path(path).absolute()) for path in config.paths]
+    return " ".join([*variables, shlex.join([*command, "local", *paths, "--down"])])
 
 
 # Models removed at once by ``--down``: as many as the controller's removal pool (stops
