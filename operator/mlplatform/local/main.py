@@ -290,6 +290,11 @@ class _StopSignals:
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)
+        # The signal may be delivered to any thread, and Python runs its handler only in the
+        # main thread, once that thread runs again: blocked in ``wait``'s read, it might
+        # never. The interpreter's own low-level handler writes to the wakeup fd from
+        # whichever thread took the signal, so the read returns at once.
+        self._previous_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         self._previous = {
             sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
         }
@@ -305,5 +310,6 @@ class _StopSignals:
     def close(self) -> None:
         for sig, old in self._previous.items():
             signal.signal(sig, old)
+        signal.set_wakeup_fd(self._previous_wakeup)
         os.close(self._read)
         os.close(self._write)
