@@ -40,7 +40,7 @@ from docker.models.containers import (  # type: ignore[attr-defined]  # see _cre
 from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.models.spec import container_name
-from mlplatform.runners import base, docker_plan
+from mlplatform.runners import base, docker_plan, docker_status
 from mlplatform.runners.docker_engine import Engine, Operation
 from mlplatform.runners.docker_network import ModelsNetwork, network_missing
 from mlplatform.runners.docker_status import RUNNING, holds_alias, status_of
@@ -192,6 +192,18 @@ class Containers:
         with self._engine.guard(Operation.INSPECT, name_or_id):
             container: Container = client.containers.get(name_or_id)
         return container
+
+    def last_output(self, container: Container) -> str:
+        """The last output lines of a stopped container (``docker_status.last_output``);
+        "" for one still running or when the engine cannot say (it is only a detail)."""
+        if status_of(container) not in ("exited", "dead"):
+            return ""
+        try:
+            with self._engine.guard(Operation.LOGS, str(container.name)):
+                raw = container.logs(stdout=True, stderr=True, tail=docker_status.OUTPUT_LINES)
+        except errors.RunnerError:
+            return ""
+        return docker_status.last_output(raw if isinstance(raw, bytes) else b"")
 
     def reload(self, container: Container) -> None:
         with self._engine.guard(Operation.INSPECT, str(container.name)):

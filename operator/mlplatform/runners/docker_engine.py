@@ -47,6 +47,7 @@ class Operation(enum.StrEnum):
     STOP = "stop container"
     REMOVE = "remove container"
     INSPECT = "inspect container"
+    LOGS = "read the logs of container"
     RENAME = "rename container"
     CONNECT_NETWORK = "connect to the network"
     DISCONNECT_NETWORK = "disconnect from the network"

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Any
 
 import docker
 import docker.errors
@@ -123,14 +124,16 @@ class DockerRunner:
         if found.serving is None:
             if found.candidate is not None:
                 # Nothing serves; the next apply makes the new revision the serving one.
-                return docker_status.runner_status(
-                    found.candidate, workload, claim, action=base.Action.NONE
-                )
+                return self._status(found.candidate, workload, claim, action=base.Action.NONE)
             return docker_status.missing(workload, claim)
         rollout = None
         if found.candidate is not None:
-            rollout = docker_status.rollout(found.candidate, message="the new revision is starting")
-        return docker_status.runner_status(
+            rollout = docker_status.rollout(
+                found.candidate,
+                message="the new revision is starting",
+                output=self._containers.last_output(found.candidate),
+            )
+        return self._status(
             found.serving, workload, claim, action=base.Action.NONE, rollout=rollout
         )
 
@@ -275,7 +278,7 @@ class DockerRunner:
                 # the claim lapse).
                 self._containers.rename(client, workload, candidate, plan.name)
                 failed = self._start(candidate)
-                return docker_status.runner_status(
+                return self._status(
                     candidate, workload, claim, action=base.Action.REPLACED, message=failed
                 )
             self._containers.remove_all([candidate])
@@ -286,12 +289,10 @@ class DockerRunner:
                 self._containers.remove_all([candidate])  # a rollout the spec went back on
             state = serving.attrs["State"]
             if state["Status"] in (*RUNNING, "restarting"):
-                return docker_status.runner_status(
-                    serving, workload, claim, action=base.Action.NONE
-                )
+                return self._status(serving, workload, claim, action=base.Action.NONE)
             if state["Status"] == "created" and not state.get("Error"):
                 failed = self._start(serving)
-                return docker_status.runner_status(
+                return self._status(
                     serving, workload, claim, action=base.Action.CREATED, message=failed
                 )
             message = f"replaced the stopped container ({ending(state)})"
@@ -333,7 +334,7 @@ class DockerRunner:
         self._network.check_endpoint(client, workload, plan.aliases[0])
         container, pulled = self._containers.create(client, workload, plan, candidate=False)
         failed = self._start(container)
-        return docker_status.runner_status(
+        return self._status(
             container, workload, claim, action=action, pulled=pulled, message=failed or message
         )
 
@@ -360,7 +361,7 @@ class DockerRunner:
         self._containers.remove_all([old])
         self._containers.rename(client, workload, new, plan.name)
         failed = self._start(new)
-        return docker_status.runner_status(
+        return self._status(
             new,
             workload,
             claim,
@@ -368,6 +369,13 @@ class DockerRunner:
             pulled=pulled,
             message=failed or message,
         )
+
+    def _status(
+        self, container: Container, workload: base.Workload, claim: DebugClaim, **how: Any
+    ) -> base.RunnerStatus:
+        """``docker_status.runner_status``, with a stopped container's last output."""
+        output = self._containers.last_output(container)
+        return docker_status.runner_status(container, workload, claim, output=output, **how)
 
     def _start(self, container: Container) -> str:
         """Start ``container`` and read it back; why it failed to start, or ""."""
