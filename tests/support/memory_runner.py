@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,3 +179,8 @@ class MemoryRunner:
 
     def stop_writes(self) -> None:
         self.writes_stopped = True
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        raise LookupError("the in-memory runner keeps no output")

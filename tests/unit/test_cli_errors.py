@@ -157,7 +157,15 @@ def test_help_and_version_are_commands() -> None:
 def test_every_argument_has_a_description() -> None:
     parser = cli._parser()
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(commands.choices) == {"validate", "crd", "operator", "local", "help", "version"}
+    assert set(commands.choices) == {
+        "validate",
+        "crd",
+        "operator",
+        "local",
+        "logs",
+        "help",
+        "version",
+    }
     for name, sub in commands.choices.items():
         assert sub.description, name
         for action in sub._actions:

@@ -245,3 +245,10 @@ class Runner(Protocol):
     def stop_writes(self) -> None:
         """From now on, raise ``Stopping`` instead of making any change (the process is
         stopping); reads still work. Calls in flight finish. For the process's life."""
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        """The output of the workload of the model ``namespace/name`` (this controller's),
+        as it comes; ``previous``: of its last terminated run instead. ``LookupError``
+        (message for the user) when there is none."""

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -242,6 +243,54 @@ class DockerRunner:
                 f"container {owned.workload_name} is not managed by this controller"
             )
         self._containers.remove(container)
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        """The output of the model's container (``docker logs``): the one that serves (else
+        the newest); ``previous``: the newest that stopped, while the engine still holds it
+        (a crashed container is kept until its restart replaces it)."""
+        self._require_enabled()
+        client = self._engine.client()
+        labels = [
+            *docker_plan.owned_label_filter(self._settings.controller),
+            f"{base.LABEL_OWNER_NAMESPACE}={namespace}",
+            f"{base.LABEL_OWNER_NAME}={name}",
+        ]
+        with self._engine.guard(Operation.LIST, f"of {namespace}/{name}"):
+            found = client.containers.list(all=True, filters={"label": labels})
+        mine = [c for c in found if not docker_plan.is_candidate_name(str(c.name))]
+        mine.sort(key=lambda c: str(c.attrs.get("Created", "")), reverse=True)
+        if previous:
+            stopped = [c for c in mine if status_of(c) not in (*RUNNING, "created")]
+            if not stopped:
+                raise LookupError(
+                    f"no terminated container of {namespace}/{name} on the engine (a crashed "
+                    "one is kept only until its restart; its last lines are in the status, "
+                    "lastFailure.message)"
+                )
+            chosen = stopped[0]
+        else:
+            running = [c for c in mine if status_of(c) in RUNNING]
+            if not (running or mine):
+                raise LookupError(
+                    f"no container of {namespace}/{name} (controller "
+                    f"{self._settings.controller}) on this engine"
+                )
+            chosen = (running or mine)[0]
+        with self._engine.guard(Operation.LOGS, str(chosen.name)):
+            stream = chosen.logs(
+                stdout=True,
+                stderr=True,
+                stream=True,
+                follow=follow,
+                tail="all" if tail is None else tail,
+            )
+        return self._guarded(stream, str(chosen.name))
+
+    def _guarded(self, stream: Iterator[bytes], name: str) -> Iterator[bytes]:
+        with self._engine.guard(Operation.LOGS, name):
+            yield from stream
 
     def stop_writes(self) -> None:
         """No new engine writes from now on (the process is stopping); see ``Engine``."""

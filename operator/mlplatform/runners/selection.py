@@ -13,6 +13,7 @@ runner that refuses every call with ``RunnerNotImplemented``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from mlplatform import errors
@@ -56,6 +57,11 @@ class UnavailableRunner:
 
     def stop_writes(self) -> None:
         """Nothing to stop: this runner writes nothing."""
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        raise self._refuse()
 
 
 class RefusingRunner(UnavailableRunner):
