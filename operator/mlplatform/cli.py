@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from mlplatform import __version__, config, errors
 from mlplatform.kube import options as kube_options
+from mlplatform.local import logs as logs_options
 from mlplatform.local import options as local_options
 from mlplatform.models import documents
 from mlplatform.models.resource import Problem, ValidMLModel
@@ -229,6 +230,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     local_options.add_arguments(local)
 
+    logs = commands.add_parser(
+        "logs",
+        help="print a local model's output (like kubectl logs)",
+        description=_wrapped(
+            "Print the output of a model run by mlplatform local on this Docker engine, "
+            "from any terminal (a watcher may hold its folder)."
+        ),
+        formatter_class=_HelpFormatter,
+        epilog=f"{local_options.environment_help()}\n\n{EXIT_CODES}",
+    )
+    logs_options.add_arguments(logs)
+
     helper = commands.add_parser(
         "help", help="show the help of mlplatform or of one command", description="Show help."
     )
@@ -312,6 +325,8 @@ def _run(args: argparse.Namespace) -> int:
         from mlplatform.kube import main as kube_main
 
         return int(kube_main.run(operator_config))
+    if args.command == "logs":
+        return logs_options.run(logs_options.load(args))
     local_config = local_options.load(args)
     from mlplatform.local import main as local_main
 

@@ -12,6 +12,7 @@
         ├── ImagePullFailed         pulling the image failed (registry unreachable, auth, ...)
         ├── ContainerConflict       a container with the model's name exists and is not ours
         ├── PortInUse               a host port the model needs is taken
+        ├── Stopping                the process is stopping: the runner makes no new writes
         └── StartFailed             the engine refused to create or start the container
             ├── StorageNotConfigured  a volume the spec asks for has no source configured
             └── OverLimit           the spec asks for more than an administrator allows
@@ -53,6 +54,12 @@ class NeedsCluster(RunnerUnavailable):
 class NotPermitted(RunnerError):
     """Raised when the API refuses a request the runner needs (HTTP 403): an administrator
     grants it (the message names the verb, the resource and the role); retried meanwhile."""
+
+
+class Stopping(RunnerError):
+    """Raised by a runner told to stop writing (``stop_writes``): the process is stopping."""
+
+    retryable = False
 
 
 class RunnerDisabled(RunnerError):

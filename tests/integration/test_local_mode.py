@@ -94,6 +94,23 @@ def test_once_exits_1_quickly_when_a_model_crash_loops_or_its_image_is_missing(
     assert MISSING_IMAGE in items["missing"]["status"]["message"]
 
 
+def test_a_crash_says_what_the_model_printed_last_in_its_status(local: LocalCli) -> None:
+    # Issue 23: a crash read "exited with code 3: exited with code 3"; the model's own
+    # last words (bounded) say why, as the kubelet's FallbackToLogsOnError does.
+    script = "echo loading the model; echo 'ValueError: bad weights' >&2; exit 3"
+    local.write("crash", container={"command": ["sh", "-c", script]})
+
+    result = local.run("--once", "--timeout", "60", "--output", "json")
+
+    assert result.returncode == 1, result.stderr
+    status = _status_items(result.stdout)["crash"]["status"]
+    failure = status["lastFailure"]["message"]
+    assert failure.startswith(f"container mlpt-crash-{local.env.token}-1 exited with code 3: ")
+    assert "ValueError: bad weights" in failure and "loading the model" in failure
+    assert failure.count("exited with code 3") == 1, failure
+    assert "ValueError: bad weights" in status["message"]
+
+
 def test_once_reports_a_kubernetes_model_as_needing_a_cluster_without_waiting(
     local: LocalCli,
 ) -> None:
@@ -112,6 +129,23 @@ def test_once_reports_a_kubernetes_model_as_needing_a_cluster_without_waiting(
     assert (ready["status"], ready["reason"]) == ("False", "RunnerUnavailable")
     assert "needs the operator in a cluster" in ready["message"]
     assert set(local.containers()) == local.ids("good")
+
+
+def test_down_of_a_folder_with_a_kubernetes_model_removes_the_docker_ones_and_succeeds(
+    local: LocalCli,
+) -> None:
+    # Issue 23: --down failed (exit 1, "needs the operator in a cluster") although nothing
+    # of a kubernetes model ever runs here: there is nothing of it to remove.
+    local.write("good")
+    local.write("incluster", runner="kubernetes")
+    local.run("--once", "--timeout", "60")
+    assert set(local.containers()) == local.ids("good")
+
+    result = local.run("--down")
+
+    assert result.returncode == 0, result.stderr
+    assert "nothing to remove here (runner kubernetes)" in result.stderr
+    assert local.containers(running=False) == {}
 
 
 def test_an_invalid_manifest_is_reported_while_the_others_run(local: LocalCli) -> None:

@@ -357,6 +357,53 @@ def test_a_second_run_on_overlapping_manifests_refuses_naming_the_first_until_it
     assert again.returncode == 0, again.stderr
 
 
+def test_one_writer_per_folder_whatever_the_working_directory_and_the_settings(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    # Issue 23: the lock lived under STORAGE_DIR (by default relative to the working
+    # directory), so a run from elsewhere was not refused and replaced the watched model's
+    # container with one mounting another storage folder.
+    local.write("a")
+    first = local.start()
+    running = local.wait_for(lambda c: set(c) == local.ids("a"), timeout=60)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    environ = {**local.environ(), "STORAGE_DIR": str(elsewhere / "storage")}
+
+    second = subprocess.run(
+        [str(CLI), "local", str(local.folder), "--once"],
+        env=environ,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert second.returncode == 2, second.stderr
+    assert f"PID {first.pid}" in second.stderr
+    assert local.containers() == running
+
+
+def test_a_run_whose_storage_settings_differ_from_a_running_model_refuses_naming_both(
+    local: LocalCli, tmp_path: Path
+) -> None:
+    local.write("a", container={"volumes": ["/storage"]})
+    assert local.run("--once").returncode == 0
+    running = local.containers()
+    moved = tmp_path / "moved"
+
+    result = run_paths(local, str(local.folder), "--once", STORAGE_DIR=str(moved))
+
+    assert result.returncode == 2, result.stderr
+    name = local.env.model_id("a").replace(":", "/")
+    assert str(local.env.storage_dir / "services-ml" / name / "storage") in result.stderr
+    assert str(moved / "services-ml" / name / "storage") in result.stderr
+    assert "STORAGE_DIR" in result.stderr and "Traceback" not in result.stderr
+    assert local.containers() == running
+    assert not moved.exists()
+
+
 # --- debug ports hand over --------------------------------------------------------------------
 
 

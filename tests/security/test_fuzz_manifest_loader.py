@@ -169,8 +169,8 @@ def test_a_manifest_built_from_hostile_pieces_is_refused_or_stays_confined(
     for doc in _read(tmp_path, text.encode("utf-8")):
         if doc.problems:
             assert doc.model is None
-            # FILE[#DOC][:LINE]: FIELD: MESSAGE
-            own = re.compile(re.escape(doc.where) + r"(:[0-9]+)?: ")
+            # FILE[#DOC][:LINE[:COL]]: FIELD: MESSAGE
+            own = re.compile(re.escape(doc.where) + r"(:[0-9]+(:[0-9]+)?)?: ")
             assert all(own.match(line) for line in doc.report())
         elif doc.model is not None:
             figures.add("fuzz cases accepted and confined")

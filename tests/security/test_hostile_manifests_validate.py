@@ -19,10 +19,10 @@ from tests.security import hostile
 # Known bugs in others' modules, pinned here until fixed (strict: a fix turns them into a
 # failure that asks for the marker to go).
 CASES = hostile.corpus_cases()
-# What follows the file name on a report line: optional #DOC, optional :LINE, the field, the
-# message.
+# What follows the file name on a report line: optional #DOC, optional :LINE (with :COL for
+# a file that cannot be parsed), the field, the message.
 _LINE = re.compile(
-    r"(#[0-9]+)?(:[0-9]+)?: (?P<field>\([a-z]+\)|[A-Za-z][A-Za-z0-9_.\[\]]*): (?P<msg>.+)"
+    r"(#[0-9]+)?(:[0-9]+(:[0-9]+)?)?: (?P<field>\([a-z]+\)|[A-Za-z][A-Za-z0-9_.\[\]]*): (?P<msg>.+)"
 )
 # A Python tag in the corpus would create this file if the loader ever executed it.
 PWNED = Path("/tmp/mlpt-pwned")

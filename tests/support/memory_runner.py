@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,15 +68,18 @@ class MemoryRunner:
         self.rollout: Rollout | None = None
         self.details: dict[str, Any] = {}
         self.probes = 0
+        self.writes_stopped = False
 
     # --- test controls ---
     def kill(self, name: str, exit_code: int = 1, *, oom: bool = False) -> None:
         container = self.containers[name]
         container.state, container.exit_code, container.oom = State.EXITED, exit_code, oom
 
-    def _check(self) -> None:
+    def _check(self, *, write: bool = False) -> None:
         if not self.available:
             raise errors.RunnerUnavailable("engine does not answer")
+        if write and self.writes_stopped:
+            raise errors.Stopping("not done, the process is stopping")
 
     def _status(
         self, c: _Container | None, name: str, action: Action = Action.NONE
@@ -105,7 +109,7 @@ class MemoryRunner:
 
     # --- Runner ---
     def apply(self, workload: Workload) -> RunnerStatus:
-        self._check()
+        self._check(write=True)
         self.applies += 1
         name = container_name(workload.spec.id)
         if self.fail_apply is not None:
@@ -143,7 +147,7 @@ class MemoryRunner:
         return self._status(self.containers.get(name), name)
 
     def delete(self, workload: Workload) -> RunnerStatus:
-        self._check()
+        self._check(write=True)
         name = container_name(workload.spec.id)
         removed = self.containers.pop(name, None)
         if removed:
@@ -167,8 +171,16 @@ class MemoryRunner:
         ]
 
     def remove_owned(self, owned: OwnedWorkload) -> None:
-        self._check()
+        self._check(write=True)
         self.containers.pop(owned.workload_name, None)
 
     def events(self) -> EventStream:
         raise NotImplementedError("the in-memory runner has no event stream")
+
+    def stop_writes(self) -> None:
+        self.writes_stopped = True
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        raise LookupError("the in-memory runner keeps no output")

@@ -157,7 +157,15 @@ def test_help_and_version_are_commands() -> None:
 def test_every_argument_has_a_description() -> None:
     parser = cli._parser()
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert set(commands.choices) == {"validate", "crd", "operator", "local", "help", "version"}
+    assert set(commands.choices) == {
+        "validate",
+        "crd",
+        "operator",
+        "local",
+        "logs",
+        "help",
+        "version",
+    }
     for name, sub in commands.choices.items():
         assert sub.description, name
         for action in sub._actions:
@@ -210,3 +218,18 @@ def test_a_reader_that_goes_away_is_no_traceback(tmp_path: Path) -> None:
     assert pipeline.stdout.count("\n") == 1
     assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors[-500:]
     assert pipeline.returncode == 141
+
+
+def test_local_mode_with_the_docker_runner_turned_off_says_so_up_front(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(MODEL.format(debug="false"))
+    # No engine at all: a runner that is off never asks one.
+    env = {
+        "RUNNERS_DOCKER_ENABLED": "false",
+        "DOCKER_HOST": "tcp://127.0.0.1:1",
+        "STORAGE_DIR": str(tmp_path / "storage"),
+    }
+    result = _run("local", "--once", str(tmp_path), env=env)
+    assert result.returncode == 1
+    assert "The Docker runner is off (RUNNERS_DOCKER_ENABLED=false)" in result.stderr
+    assert "RunnerDisabled" in result.stdout
+    assert "Traceback" not in result.stderr

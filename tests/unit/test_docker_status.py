@@ -93,3 +93,24 @@ def test_the_engines_states_map_onto_the_contracts(
     status: str, error: str, state: base.State
 ) -> None:
     assert docker_status.state(status, error=error) is state
+
+
+def test_a_stopped_containers_last_output_is_one_bounded_line() -> None:
+    raw = b"".join(f"line {i}\n".encode() for i in range(30)) + b"\x1b[31mred\x1b[0m\r\n\n"
+    kept = docker_status.last_output(raw)
+    lines = kept.split(" | ")
+    assert len(lines) == docker_status.OUTPUT_LINES
+    assert lines[0] == "line 21" and lines[-1] == "[31mred[0m"  # no control characters
+    huge = docker_status.last_output(b"x" * 5000 + b"\nTHE END\n")
+    assert len(huge) == docker_status.OUTPUT_CHARS
+    assert huge.startswith("...") and huge.endswith(" | THE END")
+    assert docker_status.last_output(b"") == ""
+
+
+def test_the_termination_message_is_the_engines_error_else_the_last_output() -> None:
+    ran = docker_status.termination({"ExitCode": 3, "Error": ""}, output="Traceback | boom")
+    assert ran.message == "Traceback | boom"
+    refused = docker_status.termination(
+        {"ExitCode": 127, "Error": 'exec: "serve": not found'}, output=""
+    )
+    assert refused.message == 'exec: "serve": not found'

@@ -188,6 +188,28 @@ def test_resync_removes_an_owners_extra_workload_when_its_current_one_runs(
     assert result.stale == frozenset()
 
 
+def test_resync_leaves_an_owners_workload_not_yet_started_to_the_models_reconcile(
+    reconciler: Reconciler, runner: MemoryRunner
+) -> None:
+    # An in-place replacement creates the new workload before the old one goes (so the
+    # debug-port claim it carries never lapses): a resync in that moment must not take
+    # it for an extra and remove it under the step.
+    owner = Owner("default", "iris", "u1")
+    workload = Workload(owner, spec("iris:1"))
+    serving = reconciler.reconcile(workload, generation=1, previous=None)
+    if serving.status.phase == Phase.STARTING:  # the container's start is this very instant
+        serving = reconciler.reconcile(workload, generation=1, previous=serving.status)
+    assert serving.status.phase == Phase.RUNNING
+    runner.apply(Workload(owner, spec("iris:2")))
+    runner.containers["iris-2"].state = State.STARTING  # created, not started
+
+    result = reconciler.resync(runner, {"u1": serving.status}, lambda: {"u1"})
+
+    assert result.removed == ()
+    assert result.stale == frozenset({"u1"})
+    assert sorted(runner.containers) == ["iris-1", "iris-2"]
+
+
 def test_resync_never_keeps_two_workloads_for_an_owner_it_cannot_place(
     reconciler: Reconciler, runner: MemoryRunner
 ) -> None:
@@ -234,17 +256,19 @@ def test_a_second_writer_on_overlapping_paths_is_refused_naming_the_first(tmp_pa
     (tmp_path / "models" / "sub").mkdir(parents=True)
     (tmp_path / "other").mkdir()
     folder = tmp_path / "locks"
-    held = writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "models"]))
+    held = writer_lock.acquire(folder=folder, roots=ownership.Roots.of([tmp_path / "models"]))
     try:
         with pytest.raises(writer_lock.Held) as refused:
-            writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "models" / "sub"]))
+            writer_lock.acquire(
+                folder=folder, roots=ownership.Roots.of([tmp_path / "models" / "sub"])
+            )
         assert refused.value.pid == os.getpid()
         assert f"PID {os.getpid()}" in str(refused.value)
-        apart = writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "other"]))
+        apart = writer_lock.acquire(folder=folder, roots=ownership.Roots.of([tmp_path / "other"]))
         apart.release()
     finally:
         held.release()
-    again = writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "models"]))
+    again = writer_lock.acquire(folder=folder, roots=ownership.Roots.of([tmp_path / "models"]))
     again.release()
 
 
@@ -255,7 +279,7 @@ def test_a_lock_file_nobody_holds_is_stale_and_taken_over(tmp_path: Path) -> Non
     stale = folder / "999999.lock"
     stale.write_text(json.dumps({"pid": 999999, "roots": [str(tmp_path / "models")]}))
 
-    lock = writer_lock.acquire(folder, ownership.Roots.of([tmp_path / "models"]))
+    lock = writer_lock.acquire(folder=folder, roots=ownership.Roots.of([tmp_path / "models"]))
 
     assert not stale.exists()
     with lock.path.open() as handle, pytest.raises(BlockingIOError):

@@ -139,6 +139,22 @@ def test_local_mode_labels_its_containers_local_unless_the_variable_says_otherwi
     assert _local("m", env={"MLPLATFORM_CONTROLLER": "ci"}).settings.controller == "ci"
 
 
+def test_local_mode_runs_the_docker_runner_unless_the_variable_turns_it_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Local mode has no other engine; the operator keeps the original service's default.
+    assert _local("m").settings.runners_docker_enabled
+    assert not _local("m", env={"RUNNERS_DOCKER_ENABLED": "false"}).settings.runners_docker_enabled
+    assert not _operator(env={}).settings.runners_docker_enabled
+    [line] = [line for line in _help("local").splitlines() if "RUNNERS_DOCKER_ENABLED" in line]
+    assert line.endswith("(default: true)"), line
+    # Turned off in the development .env file: off too (the default does not mask it).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("RUNNERS_DOCKER_ENABLED=false\n")
+    dev = _local("m", env={"ENVIRONMENT": "development"})
+    assert not dev.settings.runners_docker_enabled
+
+
 def test_what_one_invocation_does_has_no_variable() -> None:
     # A variable left in a shell must not turn a run into a removal.
     local = {name: d.env for name, d, _ in flags.declared(LocalConfig)}

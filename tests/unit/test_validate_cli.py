@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,8 +139,35 @@ def test_unreadable_yaml_is_a_clear_one_line_error(
     result = _run(path)
     assert result.returncode == 1
     [line] = _problems(result)
-    assert line.startswith(f"{path}: (yaml): ")
+    # A syntax error says where (FILE:LINE:COL); the other refusals name their line inside.
+    assert re.match(rf"{re.escape(str(path))}(:\d+:\d+)?: \(yaml\): ", line), line
     assert fragment in line
+    _no_traceback(result)
+
+
+@pytest.mark.parametrize(
+    ("content", "where", "problem"),
+    [
+        (
+            "apiVersion: v1\nmetadata: {name: a\nspec:\n  id: x\n",
+            "3:5",
+            "expected ',' or '}', but got ':' (while parsing a flow mapping started at "
+            "line 2, column 11)",
+        ),
+        ("kind: MLModel\n\tspec: {}\n", "2:1", "found character '\\t' that cannot start"),
+        ("apiVersion: [unclosed\n  kind: : :\n", "2:7", "expected ',' or ']', but got ':'"),
+    ],
+    ids=["unclosed-mapping", "tab", "unclosed-list"],
+)
+def test_a_yaml_syntax_error_is_reported_as_file_line_column(
+    tmp_path: Path, content: str, where: str, problem: str
+) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(content)
+    result = _run(path)
+    assert result.returncode == 1
+    [line] = _problems(result)
+    assert line.startswith(f"{path}:{where}: (yaml): not valid YAML: {problem}"), line
     _no_traceback(result)
 
 

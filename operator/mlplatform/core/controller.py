@@ -256,12 +256,13 @@ class Controller:
             self.queue.add(RESYNC)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop the sources, let in-flight steps finish, join the workers. Models keep
-        running; deletions still in progress fail with ``ControllerStopped``."""
+        """Stop the sources, let in-flight steps finish, join the workers, all within
+        ``timeout`` (None: wait for them). Models keep running; deletions still in progress
+        fail with ``ControllerStopped``."""
+        deadline = None if timeout is None else time.monotonic() + timeout  # real time
+        self.queue.shutdown()  # first: no step starts once stopping has begun
         for source in reversed(self._sources):
             source.stop()
-        self.queue.shutdown()
-        deadline = None if timeout is None else time.monotonic() + timeout  # real time
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         # Removals in flight finish too (within the same bound); queued ones never start.

@@ -407,8 +407,11 @@ class Reconciler:
         code = ended.exit_code if ended is not None else None
         how = "was OOM-killed" if oom else f"exited with code {code}"
         message = f"container {observed.workload_name} {how}"
-        if observed.message:
-            message += f": {observed.message}"
+        # Why, in the runner's words on how it ended: the engine's error, else the
+        # workload's last output lines (bounded by the runner), so a crash says what the
+        # model printed, not only its exit code.
+        if ended is not None and ended.message:
+            message += f": {ended.message}"
         status.last_failure = step.exit_failure(ended, message, observed.workload_id)
         step.events.append(Event("Warning", status.last_failure.reason.value, message))
 

@@ -44,8 +44,10 @@ def run(
 
     One workload per owner: an owner may briefly have two (its id changed; the old
     workload goes once the new one runs). When the status says the model runs and its
-    workload is listed running, the owner's other workloads are removed here too;
-    otherwise the model is stale and its reconcile finishes the hand-over. While an
+    workload is listed running, the owner's other workloads are removed here too — except
+    one not started yet, which a step in flight may be making: the model is stale instead,
+    and its reconcile (never two at once for one model) finishes or removes it; otherwise
+    the model is stale and its reconcile finishes the hand-over. While an
     update runs (``Updating``), two are expected (the serving one and the new revision):
     the model's own reconcile moves it on, the resync removes neither.
     """
@@ -61,7 +63,13 @@ def run(
         if len(group) > 1 and status is not None and status.updating:
             continue  # its reconcile is already looking at it (a requeue is due)
         if len(group) > 1 and current is not None and _in_sync(status, current):
-            extras.extend(o for o in group if o is not current)
+            others = [o for o in group if o is not current]
+            extras.extend(o for o in others if o.state != State.STARTING)
+            if any(o.state == State.STARTING for o in others):
+                # Not started yet: a step in flight may be making it (an in-place
+                # replacement creates the new workload before the old one goes); the
+                # model's own reconcile, after that step, removes it if it is left over.
+                stale.add(uid)
         elif len(group) > 1 or not _in_sync(status, group[0] if group else None):
             stale.add(uid)
     if not owned:

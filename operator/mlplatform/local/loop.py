@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 # Milliseconds the manifests must be quiet before a batch of changes is read.
 QUIET_MS = 10
+# Seconds ``stop`` waits for the watchers and the steps in flight: no new engine write starts
+# once it is called, so what is left is at most one engine request per worker, which the
+# process does not wait out (its lock is released at once; the engine finishes the request).
+STOP_TIMEOUT = 0.5
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class LocalController:
         self._problems: list[str] = []
         self._notes: list[str] = []
         self._frozen = False  # set when --once has decided: statuses stay as they were
+        self._stopping = False  # set by ``stop``: outcomes are no longer told nor kept
         self._controller: Controller | None = None
 
     # --- desired state ----------------------------------------------------------------
@@ -231,6 +236,9 @@ class LocalController:
     # --- the controller's status sink -------------------------------------------------------
 
     def write(self, key: str, found: Desired | Refused, outcome: Outcome) -> None:
+        with self._lock:
+            if self._stopping:
+                return  # a step cut short by the stop: its outcome is not what runs
         for event in outcome.events:
             self._on_event(key, event)
         with self._lock:
@@ -248,6 +256,9 @@ class LocalController:
         self._on_change()
 
     def released(self, key: str, found: Deleting, events: Sequence[Event]) -> None:
+        with self._lock:
+            if self._stopping:
+                return
         for event in events:
             self._on_event(key, event)
         with self._lock:
@@ -279,9 +290,18 @@ class LocalController:
         self._controller.enqueue_all()
         self._controller.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop watching and converging; the models keep running (they are the desired
-        state). Steps in flight finish first."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop watching and converging, within ``timeout``; the models keep running (they
+        are the desired state).
+
+        No engine write starts once this is called: the runner refuses them
+        (``stop_writes``), so a step in flight ends at its next write, as if the process
+        had been killed there (every step is read back from the engine, so the next run
+        finishes it). What such a step reports is not told, and its status not kept.
+        """
+        with self._lock:
+            self._stopping = True
+        self._runner.stop_writes()
         if self._controller is not None:
             self._controller.stop(timeout)
 

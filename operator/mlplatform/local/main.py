@@ -21,6 +21,8 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import shlex
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -31,7 +33,7 @@ from mlplatform.core.controller import REMOVAL_WORKERS
 from mlplatform.core.reconcile import Reconciler
 from mlplatform.local import desired, ownership, preflight, writer_lock
 from mlplatform.local.loop import LocalController
-from mlplatform.local.options import LocalConfig
+from mlplatform.local.options import LOCAL_CONTROLLER, LocalConfig
 from mlplatform.local.report import Reporter, read_status_file
 from mlplatform.runners import selection
 from mlplatform.runners.base import OwnedWorkload, Runner
@@ -51,9 +53,7 @@ def run(config: LocalConfig) -> int:
         return 2
     roots = ownership.Roots.of(paths)
     try:
-        lock = writer_lock.acquire(
-            writer_lock.folder_for(settings.storage_dir, settings.controller), roots
-        )
+        lock = writer_lock.acquire(roots)
     except writer_lock.Held as held:
         print(f"mlplatform local: {held}", file=sys.stderr)
         return 2
@@ -97,7 +97,11 @@ def _run(config: LocalConfig, paths: list[Path], roots: ownership.Roots) -> int:
     runners = selection.Runners(settings)
     reconciler = Reconciler(runners)
     if not settings.runners_docker_enabled:
-        log.warning("RUNNERS_DOCKER_ENABLED is not true: models with runner docker will not start")
+        log.warning(
+            "The Docker runner is off (RUNNERS_DOCKER_ENABLED=false): models with runner "
+            "docker will not start; unset the variable (local mode's default is true) or set "
+            "it to true to run them"
+        )
     if config.down:
         return down(paths, reconciler, roots, runners("docker"))
 
@@ -137,6 +141,17 @@ def _run(config: LocalConfig, paths: list[Path], roots: ownership.Roots) -> int:
                 problem,
             )
             return 1
+    if settings.runners_docker_enabled:
+        try:
+            owned = runners("docker").list_owned()
+        except errors.RunnerError as error:
+            owned = []  # the engine does not answer: the models will say so
+            log.debug("Could not list the containers before starting: %s", error.message)
+        moves = preflight.storage_moves(state.models.values(), owned, settings)
+        for line in moves:
+            log.error("%s", line)
+        if moves:
+            return 2
     if not state.models and not state.problems:
         # Only reached with --prune-empty (check_paths refuses it otherwise).
         log.warning(
@@ -150,7 +165,7 @@ def _run(config: LocalConfig, paths: list[Path], roots: ownership.Roots) -> int:
     )
     if config.once:
         return once(controller, reporter, timeout=config.timeout)
-    return watch(controller, reporter)
+    return watch(controller, reporter, down=down_command(config))
 
 
 def once(controller: LocalController, reporter: Reporter, *, timeout: float) -> int:
@@ -168,18 +183,44 @@ def once(controller: LocalController, reporter: Reporter, *, timeout: float) -> 
     return 0 if progress.ok and not controller.problems else 1
 
 
-def watch(controller: LocalController, reporter: Reporter) -> int:
-    """Keep converging until SIGINT or SIGTERM; the models keep running after."""
+def watch(controller: LocalController, reporter: Reporter, *, down: str) -> int:
+    """Keep converging until SIGINT or SIGTERM; the models keep running after. ``down``: the
+    command that removes them, as the user may paste it."""
     signals = _StopSignals()
     controller.start(watch=True)
     log.info("Watching the manifests and the engine; Ctrl-C stops watching, models keep running")
     try:
         signals.wait()
     finally:
-        log.info("Stopping; the models keep running (mlplatform local --down removes them)")
+        log.info("Stopping; the models keep running (remove them with: %s)", down)
         controller.stop()
         signals.close()
     return 0
+
+
+def down_command(config: LocalConfig) -> str:
+    """The shell command that removes this run's models, as it runs when pasted anywhere:
+    this very program (``mlplatform`` when that is the one on the PATH, else its full path,
+    or ``python -m mlplatform``), the paths made absolute, and the variables that decide
+    which containers it finds."""
+    program = Path(sys.argv[0]).absolute() if sys.argv and sys.argv[0] else Path()
+    on_path = shutil.which("mlplatform")
+    if program.name != "mlplatform" or not program.is_file():
+        command = [sys.executable, "-m", "mlplatform"]
+    elif on_path is not None and Path(on_path).resolve() == program.resolve():
+        command = ["mlplatform"]
+    else:
+        command = [str(program)]
+    settings = config.settings
+    variables = []
+    if settings.controller != LOCAL_CONTROLLER:
+        variables.append(f"MLPLATFORM_CONTROLLER={shlex.quote(settings.controller)}")
+    if settings.docker_host:
+        variables.append(f"DOCKER_HOST={shlex.quote(settings.docker_host)}")
+    if not settings.runners_docker_enabled:
+        variables.append("RUNNERS_DOCKER_ENABLED=true")
+    paths = [str(Path(path).absolute()) for path in config.paths]
+    return " ".join([*variables, shlex.join([*command, "local", *paths, "--down"])])
 
 
 # Models removed at once by ``--down``: as many as the controller's removal pool (stops
@@ -202,6 +243,10 @@ def down(paths: list[Path], reconciler: Reconciler, roots: ownership.Roots, runn
         key, model = item
         try:
             event = reconciler.delete(model.workload)
+        except errors.NeedsCluster:
+            # A model of runner kubernetes: local mode never ran anything of it here.
+            log.info("%s: nothing to remove here (runner %s)", key, model.workload.spec.runner)
+            return True
         except errors.RunnerError as error:
             log.error("Could not remove %s: %s", key, error.message)
             return False
@@ -245,6 +290,11 @@ class _StopSignals:
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)
+        # The signal may be delivered to any thread, and Python runs its handler only in the
+        # main thread, once that thread runs again: blocked in ``wait``'s read, it might
+        # never. The interpreter's own low-level handler writes to the wakeup fd from
+        # whichever thread took the signal, so the read returns at once.
+        self._previous_wakeup = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         self._previous = {
             sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
         }
@@ -260,5 +310,6 @@ class _StopSignals:
     def close(self) -> None:
         for sig, old in self._previous.items():
             signal.signal(sig, old)
+        signal.set_wakeup_fd(self._previous_wakeup)
         os.close(self._read)
         os.close(self._write)

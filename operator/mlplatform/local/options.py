@@ -81,17 +81,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def environment_help() -> str:
     """The variables ``mlplatform local --help`` lists: not the Kubernetes runner's (local
-    mode runs runner docker only), and local mode's own controller label."""
+    mode runs runner docker only), and local mode's own defaults (controller label, the
+    Docker runner on)."""
     return config.environment_help(
-        omit=("RUNNERS_KUBERNETES_",), defaults={"MLPLATFORM_CONTROLLER": LOCAL_CONTROLLER}
+        omit=("RUNNERS_KUBERNETES_",),
+        defaults={"MLPLATFORM_CONTROLLER": LOCAL_CONTROLLER, "RUNNERS_DOCKER_ENABLED": "true"},
     )
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
-    """The settings, with controller ``local`` unless MLPLATFORM_CONTROLLER names another."""
+    """The settings, with local mode's defaults where no variable (nor ``.env`` in
+    development) says otherwise: controller ``local``, and the Docker runner on — it is the
+    only engine local mode has (the operator keeps the original service's default, off)."""
     overrides: dict[str, object] = {}
+    given = {key.upper() for key in config.read_environment(environ)}
     if "MLPLATFORM_CONTROLLER" not in {key.upper() for key in environ}:
         overrides["controller"] = LOCAL_CONTROLLER
+    if "RUNNERS_DOCKER_ENABLED" not in given:
+        overrides["runners_docker_enabled"] = True
     return Settings.load(environ, **overrides)
 
 

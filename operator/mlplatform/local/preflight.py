@@ -5,7 +5,11 @@
 - a debug base port whose consecutive host ports would pass 65535 for a debug model: refused
   (the settings cannot work for that model);
 - ``--once`` with an engine that does not answer: one retry after a short pause, then give up
-  (instead of waiting the whole ``--timeout``).
+  (instead of waiting the whole ``--timeout``);
+- a model whose container mounts its storage (or ``/data``, ``/models``) from another host
+  folder than these settings would: refused naming both folders, because converging would
+  replace the container and move its storage (a run started from another directory with
+  the default, relative ``STORAGE_DIR``, or with other settings).
 """
 
 from __future__ import annotations
@@ -16,9 +20,15 @@ from collections.abc import Callable, Iterable
 from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.local.desired import DesiredModel
-from mlplatform.runners.base import Runner
+from mlplatform.runners import docker_plan
+from mlplatform.runners.base import OwnedWorkload, Runner
 
 ENGINE_RETRY_PAUSE = 2.0
+# The setting that places each kind of volume (docker_plan.mounts_for).
+_FOLDER_SETTING = {
+    docker_plan.DATA_VOLUME: "DATA_DIR",
+    docker_plan.MODELS_VOLUME: "MLMODELS_DIR",
+}
 MAX_PORT = 65535
 
 
@@ -65,3 +75,30 @@ def engine_problem(
         if attempt == 0:
             sleep(pause)
     return problem
+
+
+def storage_moves(
+    models: Iterable[DesiredModel], owned: Iterable[OwnedWorkload], settings: Settings
+) -> list[str]:
+    """Refusals, one line each: a model whose container (of the same id) mounts a volume
+    from another host folder than these settings give it."""
+    by_owner: dict[tuple[str, str], list[OwnedWorkload]] = {}
+    for found in owned:
+        by_owner.setdefault((found.owner.uid, found.model_id), []).append(found)
+    refusals: list[str] = []
+    for model in models:
+        workload = model.workload
+        if workload.spec.runner != "docker":
+            continue
+        wanted = {m.target: str(m.source) for m in docker_plan.mounts_for(workload, settings)}
+        for running in by_owner.get((workload.owner.uid, workload.spec.id), []):
+            for target, source in running.mounts:
+                if target in wanted and wanted[target] != source:
+                    setting = _FOLDER_SETTING.get(target, "STORAGE_DIR")
+                    refusals.append(
+                        f"{model.key}: its container {running.workload_name} mounts {target} "
+                        f"from {source}, but these settings ({setting}) would mount "
+                        f"{wanted[target]}; refusing to move its storage: run with the "
+                        f"settings it was started with, or remove it first (--down)"
+                    )
+    return refusals

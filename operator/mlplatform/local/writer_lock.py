@@ -1,12 +1,19 @@
 """One writer per manifest: a second ``mlplatform local`` on overlapping paths refuses to start.
 
-Each running ``mlplatform local`` holds an exclusive ``flock`` on its own file in
-``<STORAGE_DIR>/.locks/local-<controller>/`` and writes its PID and roots into it. A run
-that starts reads the others: one whose lock is still held and whose roots overlap its own
-is the running writer, and it refuses naming its PID; a file whose lock can be taken
+Each running ``mlplatform local`` holds an exclusive ``flock`` on its own file in one
+machine-wide folder (``FOLDER``: ``/run/lock/mlplatform-local``, else the same name in the
+temporary folder) and writes its PID and roots — the resolved manifest paths — into it. A
+run that starts reads the others: one whose lock is still held and whose roots overlap its
+own is the running writer, and it refuses naming its PID; a file whose lock can be taken
 belongs to a process that is gone (the kernel drops a ``flock`` when its holder dies, even
 by SIGKILL), and it is removed. The scan and the new lock file are made under a second
 lock on the folder, so two runs started at the same moment cannot both pass.
+
+The place depends on nothing a run is given — not the working directory, not
+``STORAGE_DIR``, not the controller — so two runs on one folder always meet, however they
+were started (the lock used to live under ``STORAGE_DIR``, whose default is relative to the
+working directory). The folder is shared by every user (sticky, world-writable, like
+``/tmp``); a lock file is readable by all, which is all a check needs.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import fcntl
 import json
 import os
 import secrets
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -49,15 +58,25 @@ class WriterLock:
         self.handle.close()
 
 
-def folder_for(storage_dir: Path, controller: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in controller)
-    return storage_dir.resolve() / ".locks" / f"local-{safe}"
+LOCK_FOLDER_NAME = "mlplatform-local"
 
 
-def acquire(folder: Path, roots: Roots) -> WriterLock:
-    """Take the writer lock for ``roots``; raises ``Held`` naming a live overlapping run."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".mutex").open("a") as mutex:
+def machine_folder() -> Path:
+    """The machine-wide folder of the writer locks."""
+    run_lock = Path("/run/lock")
+    if run_lock.is_dir() and os.access(run_lock, os.W_OK | os.X_OK):
+        return run_lock / LOCK_FOLDER_NAME
+    return Path(tempfile.gettempdir()) / LOCK_FOLDER_NAME
+
+
+def acquire(roots: Roots, folder: Path | None = None) -> WriterLock:
+    """Take the writer lock for ``roots`` (in ``folder``, the machine-wide one unless a
+    test says otherwise); raises ``Held`` naming a live overlapping run."""
+    folder = folder or machine_folder()
+    _shared_folder(folder)
+    # Opened read-only: a file another user created is still ours to lock.
+    mutex_fd = os.open(folder / ".mutex", os.O_RDONLY | os.O_CREAT, 0o644)
+    with os.fdopen(mutex_fd, "r") as mutex:
         fcntl.flock(mutex, fcntl.LOCK_EX)
         try:
             for other in sorted(folder.glob("*.lock")):
@@ -70,6 +89,15 @@ def acquire(folder: Path, roots: Roots) -> WriterLock:
             return WriterLock(path, handle)
         finally:
             fcntl.flock(mutex, fcntl.LOCK_UN)
+
+
+def _shared_folder(folder: Path) -> None:
+    """Create ``folder`` for every user of the machine (sticky and world-writable)."""
+    if folder.is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # made by another user meanwhile: theirs to set
+        folder.chmod(stat.S_ISVTX | 0o777)
 
 
 def _check(path: Path, roots: Roots) -> None:

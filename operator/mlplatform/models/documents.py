@@ -31,7 +31,13 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 class ManifestError(ValueError):
-    """Raised when a YAML stream cannot be read as manifests (syntax, aliases, limits)."""
+    """Raised when a YAML stream cannot be read as manifests (syntax, aliases, limits);
+    ``line`` and ``column`` (1-based) say where, when the parser knows."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.line = line
+        self.column = column
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -118,6 +124,13 @@ def parse_yaml_with_lines(text: str) -> list[tuple[Any, Lines]]:
                 _index_lines(node, (), lines)
                 documents.append((data, lines))
         return documents
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        if mark is None:
+            raise ManifestError(f"not valid YAML: {_one_line(error)}") from error
+        raise ManifestError(
+            f"not valid YAML: {_syntax_problem(error)}", line=mark.line + 1, column=mark.column + 1
+        ) from error
     except yaml.YAMLError as error:
         raise ManifestError(f"not valid YAML: {_one_line(error)}") from error
     except RecursionError as error:
@@ -130,6 +143,16 @@ def parse_yaml_with_lines(text: str) -> list[tuple[Any, Lines]]:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _syntax_problem(error: yaml.MarkedYAMLError) -> str:
+    """The parser's problem in one line, with where the construct it was in began (the
+    position of the problem itself is the report's ``FILE:LINE:COL``)."""
+    problem = " ".join((error.problem or "").split()) or _one_line(error)
+    context, at = " ".join((error.context or "").split()), error.context_mark
+    if context and at is not None:
+        return f"{problem} ({context} started at line {at.line + 1}, column {at.column + 1})"
+    return f"{problem} ({context})" if context else problem
 
 
 def _index_lines(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> None:
@@ -196,6 +219,8 @@ class Document:
     kind: str | None = None
     item: int | None = None  # index in the document's ``items`` when read from a List
     lines: Lines = field(default_factory=dict, repr=False, compare=False)
+    # Where a file that cannot be parsed breaks: (line, column), 1-based.
+    position: tuple[int, int] | None = None
 
     @property
     def where(self) -> str:
@@ -213,7 +238,11 @@ class Document:
         return None
 
     def report(self) -> list[str]:
-        """``FILE[#DOC][:LINE]: FIELD: MESSAGE`` lines, one per problem."""
+        """``FILE[#DOC][:LINE]: FIELD: MESSAGE`` lines, one per problem (``FILE:LINE:COL``
+        for a file that cannot be parsed)."""
+        if self.position is not None:
+            at = "{}:{}:{}".format(self.where, *self.position)
+            return [f"{at}: {problem}" for problem in self.problems]
         lines = []
         for problem in self.problems:
             line = self.line_of(problem)
@@ -252,7 +281,10 @@ def read_text(raw: bytes, source: str, *, named: bool = True) -> list[Document]:
     except ManifestError as error:
         if not named and not _mentions_us(raw):
             return [Document(source, 1, 1)]
-        return [_unreadable(source, "(yaml)", str(error))]
+        position = None
+        if error.line is not None and error.column is not None:
+            position = (error.line, error.column)
+        return [_unreadable(source, "(yaml)", str(error), position=position)]
     result: list[Document] = []
     for index, (obj, lines) in enumerate(docs, start=1):
         items = _list_items(obj)
@@ -280,8 +312,10 @@ def _judge(
     )
 
 
-def _unreadable(source: str, what: str, message: str) -> Document:
-    return Document(source, 1, 1, problems=[Problem(what, message)], kind=KIND)
+def _unreadable(
+    source: str, what: str, message: str, *, position: tuple[int, int] | None = None
+) -> Document:
+    return Document(source, 1, 1, problems=[Problem(what, message)], kind=KIND, position=position)
 
 
 def _mentions_us(raw: bytes) -> bool:

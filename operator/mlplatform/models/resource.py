@@ -6,11 +6,14 @@ admission webhook — so a manifest gets the same verdict and the same words eve
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mlplatform.models import rules
 from mlplatform.models.spec import API_GROUP, API_VERSION, KIND, MLModelSpec, shown
@@ -92,11 +95,12 @@ def validate_object(obj: object) -> tuple[ValidMLModel | None, list[Problem]]:
         metadata = {}
     else:
         name, namespace = _check_metadata(metadata, problems)
-    unknown = sorted(set(obj) - {"apiVersion", "kind", "metadata", "spec", "status"})
+    top = ("apiVersion", "kind", "metadata", "spec", "status")
+    unknown = sorted(set(obj) - set(top))
     problems.extend(
         Problem(
             key if _PLAIN_KEY.fullmatch(key) else shown(key, 40),
-            f"unknown field {shown(key, 40)} is not part of the MLModel API",
+            f"unknown field {shown(key, 40)} is not part of the MLModel API{_nearest(key, top)}",
         )
         for key in unknown
     )
@@ -218,6 +222,46 @@ def _problems(error: ValidationError, prefix: str) -> list[Problem]:
     return _merge_union_types(problems)
 
 
+def _known_fields(model: type[BaseModel], loc: list[Any]) -> tuple[str, ...]:
+    """The field names (as written in a manifest) of the object at ``loc`` under ``model``;
+    empty when ``loc`` does not lead to an object of the API."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return ()
+        if isinstance(part, int):
+            continue  # an item of a list: the list's item model was taken already
+        field = next(
+            (f for name, f in current.model_fields.items() if part in (f.alias, name)), None
+        )
+        current = _object_model(field.annotation) if field is not None else None
+    if current is None:
+        return ()
+    return tuple(f.alias or name for name, f in current.model_fields.items())
+
+
+def _object_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of an object field, through ``X | None`` and ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, typing.Annotated):
+        for argument in typing.get_args(annotation):
+            found = _object_model(argument)
+            if found is not None:
+                return found
+    return None
+
+
+def _nearest(key: str, known: tuple[str, ...]) -> str:
+    """`` (did you mean "imagePullPolicy"?)`` for a key close to a known field, else ""."""
+    by_case = {name.lower(): name for name in known}
+    close = by_case.get(key.lower()) or next(
+        iter(difflib.get_close_matches(key, known, n=1, cutoff=0.75)), None
+    )
+    return f' (did you mean "{close}"?)' if close else ""
+
+
 def _merge_union_types(problems: list[Problem]) -> list[Problem]:
     """One line for a quantity of the wrong type (``cpu: 0.5``), not one per union branch."""
     merged: list[Problem] = []
@@ -240,7 +284,8 @@ def _message(detail: Any, loc: list[Any]) -> str:
     value = detail.get("input")
     ctx = detail.get("ctx") or {}
     if kind == "extra_forbidden":
-        return f"unknown field {shown(loc[-1], 40)} is not part of the MLModel API"
+        hint = _nearest(str(loc[-1]), _known_fields(MLModelSpec, loc[:-1]))
+        return f"unknown field {shown(loc[-1], 40)} is not part of the MLModel API{hint}"
     if kind == "missing":
         return "is required"
     if kind in _TYPE_MESSAGES:

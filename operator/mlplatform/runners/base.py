@@ -188,6 +188,9 @@ class OwnedWorkload:
     revision: str
     state: State
     source: str | None = None
+    # The host folders of its volumes, as (path in the workload, host folder); empty when
+    # the runner mounts no host folder (Kubernetes: claims).
+    mounts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,3 +241,14 @@ class Runner(Protocol):
 
     def events(self) -> EventStream:
         """Engine events about managed workloads, for drift repair."""
+
+    def stop_writes(self) -> None:
+        """From now on, raise ``Stopping`` instead of making any change (the process is
+        stopping); reads still work. Calls in flight finish. For the process's life."""
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        """The output of the workload of the model ``namespace/name`` (this controller's),
+        as it comes; ``previous``: of its last terminated run instead. ``LookupError``
+        (message for the user) when there is none."""

@@ -40,7 +40,7 @@ from docker.models.containers import (  # type: ignore[attr-defined]  # see _cre
 from mlplatform import errors
 from mlplatform.config import Settings
 from mlplatform.models.spec import container_name
-from mlplatform.runners import base, docker_plan
+from mlplatform.runners import base, docker_plan, docker_status
 from mlplatform.runners.docker_engine import Engine, Operation
 from mlplatform.runners.docker_network import ModelsNetwork, network_missing
 from mlplatform.runners.docker_status import RUNNING, holds_alias, status_of
@@ -193,6 +193,18 @@ class Containers:
             container: Container = client.containers.get(name_or_id)
         return container
 
+    def last_output(self, container: Container) -> str:
+        """The last output lines of a stopped container (``docker_status.last_output``);
+        "" for one still running or when the engine cannot say (it is only a detail)."""
+        if status_of(container) not in ("exited", "dead"):
+            return ""
+        try:
+            with self._engine.guard(Operation.LOGS, str(container.name)):
+                raw = container.logs(stdout=True, stderr=True, tail=docker_status.OUTPUT_LINES)
+        except errors.RunnerError:
+            return ""
+        return docker_status.last_output(raw if isinstance(raw, bytes) else b"")
+
     def reload(self, container: Container) -> None:
         with self._engine.guard(Operation.INSPECT, str(container.name)):
             container.reload()
@@ -253,11 +265,16 @@ class Containers:
         plan: docker_plan.ContainerPlan,
         *,
         candidate: bool,
+        serve: bool | None = None,
     ) -> tuple[Container, bool]:
-        """Create (not start) a container for ``plan``; a candidate gets no alias.
+        """Create (not start) a container for ``plan``: a candidate under its temporary
+        name, else under the contract name. ``serve`` (default: not a candidate): it joins
+        the stable alias when it starts; a candidate that will replace the serving one in
+        place is created under its temporary name but serving.
 
         (The container, whether its image was pulled.)
         """
+        serve = not candidate if serve is None else serve
         self._network.ensure(client)
         for folder in plan.folders_to_create():
             try:
@@ -266,7 +283,7 @@ class Containers:
                 raise errors.StartFailed(f"cannot create the folder {folder}: {error}") from error
         name = plan.candidate_name if candidate else plan.name
         args = dict(plan.create_args, name=name)
-        if not candidate:
+        if serve:
             endpoint = client.api.create_endpoint_config(aliases=list(plan.aliases))
             args["networking_config"] = {self._network.name: endpoint}
         policy = workload.spec.container.image_pull_policy

@@ -1,12 +1,21 @@
 """The debug ports: one set of host ports, held by one model at a time.
 
-With ``RUNNERS_DOCKER_HOST_PORT_DEBUG=P``, the claim belongs to the container labelled
-``mlplatform.dev/debug-ports`` (this controller's); if none is, the oldest running container
-asking for them (``debug: true``) is first in line, and a model not yet created queues
-behind every running one. The holder keeps the claim until its container is removed. The
-others run unpublished and their status names the holder; because the decision is part of
-the spec hash (``docker_plan.debug_port_map``), the next ``apply`` after the holder goes
-publishes their ports. The runner decides and takes the claim under a lock.
+With ``RUNNERS_DOCKER_HOST_PORT_DEBUG=P`` the claim belongs to a model (its owner), not to
+a container: the model whose container carries the label ``mlplatform.dev/debug-ports``
+(this controller's) holds it, in whatever state that container is (a crashed holder is
+still the holder while it is restarted). The holder keeps it across its own updates and
+restarts: a new container of the holder is created with the label before the old one goes
+(``DockerRunner._replace``), so no reading of the engine ever finds the ports free in
+between. The holder lets the claim go only when no container of it carries the label any
+more: it was deleted, suspended, or stopped asking (``debug: false``; its next container
+publishes nothing). Then the oldest running container asking for the ports (``debug:
+true``) takes them, once; a model not yet created queues behind every running one.
+
+The others run unpublished and their status names the holder. A claimer never replaces
+itself to publish or unpublish while another holds the ports: its spec hash
+(``docker_plan.debug_port_map``) changes only when it takes the claim. The runner decides
+and takes the claim under a lock; two processes on one engine (two folders of one
+controller) read the same labels, so they agree.
 """
 
 from __future__ import annotations
@@ -54,6 +63,7 @@ def claim(
     }
     with engine.guard(Operation.LIST, "claiming the debug ports"):
         found = client.containers.list(all=True, sparse=True, filters=owned)
+    holders: list[tuple[int, str, bool]] = []  # (created, model id, this model's)
     waiting: list[tuple[int, str]] = []
     mine: int | None = None
     for container in found:
@@ -61,18 +71,26 @@ def claim(
         model_id = labels.get(base.LABEL_MODEL_ID)
         if not model_id:
             continue
-        if labels.get(base.LABEL_OWNER_UID) == workload.owner.uid:
+        created = int(container.attrs.get("Created") or 0)
+        own = labels.get(base.LABEL_OWNER_UID) == workload.owner.uid
+        if docker_plan.LABEL_DEBUG_PORTS in labels:
+            # The claim, whatever the container's state: a holder that crashed is
+            # restarted with the ports, it has not let them go.
+            holders.append((created, workload.spec.id if own else model_id, own))
+        if own:
             # This model's own (any of its ids, any revision): its age is its place.
-            created = int(container.attrs.get("Created") or 0)
             mine = created if mine is None else min(mine, created)
             continue
-        if docker_plan.LABEL_DEBUG_PORTS in labels:
-            return DebugClaim(configured=True, holder=model_id)
         if (
             labels.get(docker_plan.LABEL_DEBUG_REQUESTED)
             and container.attrs.get("State") in RUNNING
         ):
-            waiting.append((int(container.attrs.get("Created") or 0), model_id))
+            waiting.append((created, model_id))
+    if holders:
+        # Held. (Two holders only after a race of two processes on free ports: the older
+        # claim wins, the younger could not bind the ports anyway.)
+        _, holder, own = min(holders)
+        return DebugClaim(configured=True, first_port=first if own else None, holder=holder)
     # The ports are free: the oldest running claimer takes them (first come, first
     # served); a model not yet created queues behind every running one.
     older = [w for w in waiting if mine is None or w < (mine, workload.spec.id)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ class Operation(enum.StrEnum):
     STOP = "stop container"
     REMOVE = "remove container"
     INSPECT = "inspect container"
+    LOGS = "read the logs of container"
     RENAME = "rename container"
     CONNECT_NETWORK = "connect to the network"
     DISCONNECT_NETWORK = "disconnect from the network"
@@ -56,6 +58,22 @@ class Operation(enum.StrEnum):
     OPEN_EVENTS = "open the event stream"
     READ_EVENTS = "read the event stream"
 
+
+# What changes the engine: refused once the process is stopping (``Engine.stop_writes``).
+WRITES: frozenset[Operation] = frozenset(
+    {
+        Operation.PULL,
+        Operation.CREATE,
+        Operation.START,
+        Operation.STOP,
+        Operation.REMOVE,
+        Operation.RENAME,
+        Operation.CONNECT_NETWORK,
+        Operation.DISCONNECT_NETWORK,
+        Operation.CREATE_NETWORK,
+        Operation.REMOVE_NETWORK,
+    }
+)
 
 # Connections kept to the engine: enough for the widest fan-out (teardown) to run at once.
 POOL_SIZE = 64
@@ -172,6 +190,7 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._client: docker.DockerClient | None = None
+        self._writes_stopped = threading.Event()
 
     @property
     def host(self) -> str:
@@ -203,11 +222,21 @@ class Engine:
     def close(self) -> None:
         self.reset()
 
+    def stop_writes(self) -> None:
+        """Refuse every write from now on (``Stopping``); reads go on. For the engine's life."""
+        self._writes_stopped.set()
+
     @contextlib.contextmanager
     def guard(
         self, operation: Operation, subject: str = "", *, image: str | None = None
     ) -> Iterator[None]:
-        """Translate any engine failure inside the block into an ``mlplatform.errors`` type."""
+        """Translate any engine failure inside the block into an ``mlplatform.errors`` type.
+
+        A write once ``stop_writes`` was called raises ``Stopping`` before it is sent.
+        """
+        if operation in WRITES and self._writes_stopped.is_set():
+            doing = f"{operation.value} {subject}" if subject else operation.value
+            raise errors.Stopping(f"{doing}: not done, the process is stopping")
         try:
             yield
         except errors.RunnerError:

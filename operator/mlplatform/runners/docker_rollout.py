@@ -98,7 +98,11 @@ class Rollouts:
                     with contextlib.suppress(errors.RunnerError):
                         containers.reload(candidate)
                     if status_of(candidate) not in STARTING:
-                        return behind(docker_status.rollout(candidate))
+                        return behind(
+                            docker_status.rollout(
+                                candidate, output=containers.last_output(candidate)
+                            )
+                        )
                     containers.remove_all([candidate])
                 reason = _REASONS.get(type(error), Reason.START_FAILED)
                 return behind(
@@ -111,7 +115,9 @@ class Rollouts:
                 )
             containers.reload(candidate)
         if status_of(candidate) not in RUNNING:
-            return behind(docker_status.rollout(candidate))
+            return behind(
+                docker_status.rollout(candidate, output=containers.last_output(candidate))
+            )
         up = docker_status.up_for(candidate)
         if up < self.min_ready:
             return behind(

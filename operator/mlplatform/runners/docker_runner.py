@@ -27,8 +27,10 @@ The rules (docs/design.md names them), one place each:
   (``Containers.not_a_strangers``).
 - the stable endpoint .... ``docker_plan.stable_alias`` on every serving container;
   ``ModelsNetwork.check_endpoint``.
-- updates without a gap .. ``docker_rollout``; a model that publishes debug ports (one
-  container at a time can bind them) is replaced with a short gap, and its status says so.
+- updates without a gap .. ``docker_rollout``; a model whose new container publishes debug
+  ports (one container at a time can bind them) is replaced in place with a short gap
+  (``_replace``: created before the old one goes, so its claim never lapses), and its
+  status says so.
 - the grace period ....... ``Containers.remove``.
 - security defaults ...... ``docker_plan`` (no privileged, no host network,
   ``no-new-privileges``, capabilities dropped, read-only ``/data`` and ``/models``).
@@ -55,6 +57,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import docker
 import docker.errors
@@ -70,7 +74,7 @@ from mlplatform.runners.docker_engine import Engine, Operation
 from mlplatform.runners.docker_events import DockerEventStream
 from mlplatform.runners.docker_network import ModelsNetwork
 from mlplatform.runners.docker_rollout import Rollouts
-from mlplatform.runners.docker_status import RUNNING, ending, holds_alias, publishes, status_of
+from mlplatform.runners.docker_status import RUNNING, ending, holds_alias, status_of
 
 
 class DockerRunner:
@@ -121,14 +125,16 @@ class DockerRunner:
         if found.serving is None:
             if found.candidate is not None:
                 # Nothing serves; the next apply makes the new revision the serving one.
-                return docker_status.runner_status(
-                    found.candidate, workload, claim, action=base.Action.NONE
-                )
+                return self._status(found.candidate, workload, claim, action=base.Action.NONE)
             return docker_status.missing(workload, claim)
         rollout = None
         if found.candidate is not None:
-            rollout = docker_status.rollout(found.candidate, message="the new revision is starting")
-        return docker_status.runner_status(
+            rollout = docker_status.rollout(
+                found.candidate,
+                message="the new revision is starting",
+                output=self._containers.last_output(found.candidate),
+            )
+        return self._status(
             found.serving, workload, claim, action=base.Action.NONE, rollout=rollout
         )
 
@@ -209,6 +215,11 @@ class DockerRunner:
                     revision=labels.get(base.LABEL_SPEC_HASH, ""),
                     state=docker_status.state(str(container.attrs.get("State", "")), error=""),
                     source=labels.get(base.LABEL_SOURCE),
+                    mounts=tuple(
+                        (str(m.get("Destination")), str(m.get("Source")))
+                        for m in container.attrs.get("Mounts") or []
+                        if m.get("Type") == "bind"
+                    ),
                 )
             )
         return owned
@@ -232,6 +243,58 @@ class DockerRunner:
                 f"container {owned.workload_name} is not managed by this controller"
             )
         self._containers.remove(container)
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        """The output of the model's container (``docker logs``): the one that serves (else
+        the newest); ``previous``: the newest that stopped, while the engine still holds it
+        (a crashed container is kept until its restart replaces it)."""
+        self._require_enabled()
+        client = self._engine.client()
+        labels = [
+            *docker_plan.owned_label_filter(self._settings.controller),
+            f"{base.LABEL_OWNER_NAMESPACE}={namespace}",
+            f"{base.LABEL_OWNER_NAME}={name}",
+        ]
+        with self._engine.guard(Operation.LIST, f"of {namespace}/{name}"):
+            found = client.containers.list(all=True, filters={"label": labels})
+        mine = [c for c in found if not docker_plan.is_candidate_name(str(c.name))]
+        mine.sort(key=lambda c: str(c.attrs.get("Created", "")), reverse=True)
+        if previous:
+            stopped = [c for c in mine if status_of(c) not in (*RUNNING, "created")]
+            if not stopped:
+                raise LookupError(
+                    f"no terminated container of {namespace}/{name} on the engine (a crashed "
+                    "one is kept only until its restart; its last lines are in the status, "
+                    "lastFailure.message)"
+                )
+            chosen = stopped[0]
+        else:
+            running = [c for c in mine if status_of(c) in RUNNING]
+            if not (running or mine):
+                raise LookupError(
+                    f"no container of {namespace}/{name} (controller "
+                    f"{self._settings.controller}) on this engine"
+                )
+            chosen = (running or mine)[0]
+        with self._engine.guard(Operation.LOGS, str(chosen.name)):
+            stream = chosen.logs(
+                stdout=True,
+                stderr=True,
+                stream=True,
+                follow=follow,
+                tail="all" if tail is None else tail,
+            )
+        return self._guarded(stream, str(chosen.name))
+
+    def _guarded(self, stream: Iterator[bytes], name: str) -> Iterator[bytes]:
+        with self._engine.guard(Operation.LOGS, name):
+            yield from stream
+
+    def stop_writes(self) -> None:
+        """No new engine writes from now on (the process is stopping); see ``Engine``."""
+        self._engine.stop_writes()
 
     def events(self) -> DockerEventStream:
         """A stream of engine events about this controller's containers (no reconnects)."""
@@ -258,6 +321,15 @@ class DockerRunner:
                 return self._rollouts.take_over(
                     client, workload, plan, candidate=candidate, serving=serving, claim=claim
                 )
+            if serving is None and _never_started(candidate):
+                # An in-place replacement cut short after the old container went: finish it
+                # (the new one carries the model's debug-port claim; removing it would let
+                # the claim lapse).
+                self._containers.rename(client, workload, candidate, plan.name)
+                failed = self._start(candidate)
+                return self._status(
+                    candidate, workload, claim, action=base.Action.REPLACED, message=failed
+                )
             self._containers.remove_all([candidate])
             candidate = None
 
@@ -266,36 +338,32 @@ class DockerRunner:
                 self._containers.remove_all([candidate])  # a rollout the spec went back on
             state = serving.attrs["State"]
             if state["Status"] in (*RUNNING, "restarting"):
-                return docker_status.runner_status(
-                    serving, workload, claim, action=base.Action.NONE
-                )
+                return self._status(serving, workload, claim, action=base.Action.NONE)
             if state["Status"] == "created" and not state.get("Error"):
                 failed = self._start(serving)
-                return docker_status.runner_status(
+                return self._status(
                     serving, workload, claim, action=base.Action.CREATED, message=failed
                 )
             message = f"replaced the stopped container ({ending(state)})"
-            self._containers.remove_all([serving])
-            return self._create(
-                client, workload, plan, claim, action=base.Action.REPLACED, message=message
-            )
+            return self._replace(client, workload, plan, claim, old=serving, message=message)
 
         if serving is None:
             return self._create(client, workload, plan, claim, action=base.Action.CREATED)
 
-        if status_of(serving) not in RUNNING or plan.debug_ports or publishes(serving):
-            # Nothing to keep serving (it stopped), or host ports only one container can
-            # bind: replace in place, with a short gap.
+        if status_of(serving) not in RUNNING or plan.debug_ports:
+            # Nothing to keep serving (it stopped), or the new container publishes host
+            # ports, which only one container can bind: replace in place, with a short gap.
+            # (A container that publishes and is replaced by one that does not is rolled
+            # out without a gap: the ports go free when it goes.)
             message = (
                 "replaced the container: its spec changed (debug ports can be bound by one "
                 "container at a time, so the update had a short gap)"
                 if status_of(serving) in RUNNING
                 else f"replaced the stopped container ({ending(serving.attrs['State'])})"
             )
-            self._containers.remove_all([c for c in (serving, candidate) if c is not None])
-            return self._create(
-                client, workload, plan, claim, action=base.Action.REPLACED, message=message
-            )
+            if candidate is not None:
+                self._containers.remove_all([candidate])
+            return self._replace(client, workload, plan, claim, old=serving, message=message)
 
         return self._rollouts.step(
             client, workload, plan, serving=serving, candidate=candidate, claim=claim
@@ -315,9 +383,48 @@ class DockerRunner:
         self._network.check_endpoint(client, workload, plan.aliases[0])
         container, pulled = self._containers.create(client, workload, plan, candidate=False)
         failed = self._start(container)
-        return docker_status.runner_status(
+        return self._status(
             container, workload, claim, action=action, pulled=pulled, message=failed or message
         )
+
+    def _replace(
+        self,
+        client: docker.DockerClient,
+        workload: base.Workload,
+        plan: docker_plan.ContainerPlan,
+        claim: DebugClaim,
+        *,
+        old: Container,
+        message: str,
+    ) -> base.RunnerStatus:
+        """Replace ``old`` in place: the new container is created (under its temporary
+        name) before ``old`` goes, then renamed and started.
+
+        So the model always has a container: the debug-port claim its label carries never
+        lapses (docs/design.md, "Debug ports"), and a create that fails (a missing image)
+        leaves ``old`` serving. A process killed in between leaves a created temporary
+        container, which the next apply removes before doing this again.
+        """
+        self._network.check_endpoint(client, workload, plan.aliases[0])
+        new, pulled = self._containers.create(client, workload, plan, candidate=True, serve=True)
+        self._containers.remove_all([old])
+        self._containers.rename(client, workload, new, plan.name)
+        failed = self._start(new)
+        return self._status(
+            new,
+            workload,
+            claim,
+            action=base.Action.REPLACED,
+            pulled=pulled,
+            message=failed or message,
+        )
+
+    def _status(
+        self, container: Container, workload: base.Workload, claim: DebugClaim, **how: Any
+    ) -> base.RunnerStatus:
+        """``docker_status.runner_status``, with a stopped container's last output."""
+        output = self._containers.last_output(container)
+        return docker_status.runner_status(container, workload, claim, output=output, **how)
 
     def _start(self, container: Container) -> str:
         """Start ``container`` and read it back; why it failed to start, or ""."""
@@ -345,6 +452,12 @@ def _current(container: Container, plan: docker_plan.ContainerPlan, network: str
     if container.labels.get(base.LABEL_SPEC_HASH) != plan.spec_hash:
         return False
     return status_of(container) not in RUNNING or holds_alias(container, network, plan.aliases[0])
+
+
+def _never_started(container: Container) -> bool:
+    """Whether ``container`` was created and never started (nor failed to start)."""
+    state = container.attrs.get("State") or {}
+    return state.get("Status") == "created" and not state.get("Error")
 
 
 def _moved_away(container: Container, workload: base.Workload) -> bool:

@@ -29,6 +29,11 @@ STARTING = ("created", "restarting")
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 # How soon to look at a new revision again while it is starting (it has no probe period yet).
 ROLLOUT_RECHECK = 0.25
+# How much of a stopped container's output its termination message keeps (the end): enough
+# for a traceback's last lines, bounded so that a status stays small (the kubelet keeps 80
+# lines or 2 KiB of a container's log under FallbackToLogsOnError).
+OUTPUT_LINES = 10
+OUTPUT_CHARS = 1024
 
 
 def status_of(container: Container) -> str:
@@ -39,12 +44,6 @@ def status_of(container: Container) -> str:
 def holds_alias(container: Container, network: str, alias: str) -> bool:
     networks = container.attrs.get("NetworkSettings", {}).get("Networks") or {}
     return alias in ((networks.get(network) or {}).get("Aliases") or [])
-
-
-def publishes(container: Container) -> bool:
-    """Whether the container binds host ports (the debug ports)."""
-    bindings = container.attrs.get("HostConfig", {}).get("PortBindings") or {}
-    return any(binds for binds in bindings.values())
 
 
 def up_for(container: Container) -> float:
@@ -71,8 +70,10 @@ def ending(state: dict[str, Any]) -> str:
     return text
 
 
-def termination(state: dict[str, Any]) -> base.Termination:
-    """How a stopped container ended, in the words Kubernetes uses for a container."""
+def termination(state: dict[str, Any], *, output: str = "") -> base.Termination:
+    """How a stopped container ended, in the words Kubernetes uses for a container: the
+    engine's error, else its last output (``output``, as the kubelet's
+    ``FallbackToLogsOnError``)."""
     code = int(state["ExitCode"])
     oom = bool(state.get("OOMKilled"))
     error = str(state.get("Error") or "")
@@ -80,9 +81,20 @@ def termination(state: dict[str, Any]) -> base.Termination:
         exit_code=code,
         oom_killed=oom,
         reason="OOMKilled" if oom else "Error" if code or error else "Completed",
-        message=error,
+        message=error or output,
         finished_at=_moment(state, "FinishedAt"),
     )
+
+
+def last_output(raw: bytes) -> str:
+    """A container's last output lines as one bounded line for a status message:
+    ``OUTPUT_LINES`` lines at most, ``OUTPUT_CHARS`` characters (the end kept), control
+    characters dropped, lines joined with `` | ``."""
+    text = raw.decode(errors="replace")
+    lines = ["".join(c for c in line if c.isprintable()).strip() for line in text.splitlines()]
+    kept = [line for line in lines if line][-OUTPUT_LINES:]
+    joined = " | ".join(kept)
+    return joined if len(joined) <= OUTPUT_CHARS else "..." + joined[-(OUTPUT_CHARS - 3) :]
 
 
 def runner_status(
@@ -94,8 +106,10 @@ def runner_status(
     pulled: bool = False,
     message: str = "",
     rollout: base.Rollout | None = None,
+    output: str = "",
 ) -> base.RunnerStatus:
-    """``container`` as the contract's ``RunnerStatus`` of ``workload``."""
+    """``container`` as the contract's ``RunnerStatus`` of ``workload``; ``output``: its last
+    output (``last_output``), for the termination message of a stopped container."""
     attrs: dict[str, Any] = container.attrs
     state_attrs: dict[str, Any] = attrs["State"]
     current = state(str(state_attrs["Status"]), error=str(state_attrs.get("Error") or ""))
@@ -108,9 +122,9 @@ def runner_status(
             host_ports[key.split("/")[0]] = host_port
             debug_endpoints.append(f"http://{host_ip}:{host_port}")
     name = str(container.name)
-    ended = termination(state_attrs) if current is base.State.EXITED else None
+    ended = termination(state_attrs, output=output) if current is base.State.EXITED else None
     notes = [message] if message else []
-    if ended is not None:
+    if ended is not None and ending(state_attrs) not in message:
         notes.append(ending(state_attrs))
     debug = claim.ports(workload, bound=bool(debug_endpoints))
     if debug is not None and debug.holder:
@@ -160,15 +174,19 @@ def rollout(
     message: str = "",
     waiting: base.Problem | None = None,
     recheck_after: float | None = None,
+    output: str = "",
 ) -> base.Rollout:
-    """The new revision as the core sees it: starting, waiting, or how it ended."""
+    """The new revision as the core sees it: starting, waiting, or how it ended (with its
+    last ``output``)."""
     state_attrs: dict[str, Any] = candidate.attrs["State"]
     current = state(str(state_attrs["Status"]), error=str(state_attrs.get("Error") or ""))
-    ended = termination(state_attrs) if current is base.State.EXITED else None
+    ended = termination(state_attrs, output=output) if current is base.State.EXITED else None
     problem = None
     if ended is not None:
         reason = Reason.OOM_KILLED if ended.oom_killed else Reason.CONTAINER_EXITED
         message = f"the new container {candidate.name} {ending(state_attrs)}"
+        if output and not state_attrs.get("Error"):
+            message += f"; last output: {output}"
         problem = base.Problem(reason, message)
     elif current is base.State.STARTING:
         recheck_after = recheck_after or ROLLOUT_RECHECK

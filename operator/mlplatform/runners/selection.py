@@ -13,6 +13,7 @@ runner that refuses every call with ``RunnerNotImplemented``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from mlplatform import errors
@@ -52,6 +53,14 @@ class UnavailableRunner:
         raise self._refuse()
 
     def events(self) -> base.EventStream:
+        raise self._refuse()
+
+    def stop_writes(self) -> None:
+        """Nothing to stop: this runner writes nothing."""
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
         raise self._refuse()
 
 

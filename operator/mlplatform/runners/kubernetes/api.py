@@ -56,6 +56,10 @@ class KubeObjects:
 
     # --- calls ------------------------------------------------------------------------
 
+    def stop_writes(self) -> None:
+        """Refuse every create, patch and delete from now on (``Stopping``)."""
+        self._rest.stop_writes()
+
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         try:

@@ -13,12 +13,15 @@ off those declarations (the RBAC test compares them with ``manifests/``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import kubernetes
+
+from mlplatform import errors
 
 Rule = tuple[str, str, str]  # (API group, resource, verb), as a Role's rule names them
 
@@ -76,6 +79,11 @@ class Rest:
     def __init__(self, api_client: Any, rules: frozenset[Rule]) -> None:
         self._client = api_client
         self.rules = rules
+        self._writes_stopped = threading.Event()
+
+    def stop_writes(self) -> None:
+        """Refuse every request that changes an object from now on (``Stopping``)."""
+        self._writes_stopped.set()
 
     def request(
         self,
@@ -94,6 +102,8 @@ class Rest:
         ``namespace`` None: across every namespace (a list or a watch)."""
         if resource.rule(verb) not in self.rules:
             raise NotDeclared(f"{verb} {resource.name} ({resource.group or 'core'})")
+        if _METHODS[verb] != "GET" and self._writes_stopped.is_set():
+            raise errors.Stopping(f"{verb} {resource.name} {name or ''}: not done, stopping")
         client = self._client
         path = resource.path(namespace, name)
         headers = {"Accept": JSON, **client.default_headers}

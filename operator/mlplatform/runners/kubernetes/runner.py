@@ -30,7 +30,7 @@ cluster-wide.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlplatform import errors
@@ -177,6 +177,19 @@ class KubernetesRunner:
         ):
             uid = (service.get("metadata") or {}).get("uid")
             self._api.delete(api.SERVICE, namespace, owned.workload_name, uid=uid)
+
+    def logs(
+        self, namespace: str, name: str, *, previous: bool, tail: int | None, follow: bool
+    ) -> Iterator[bytes]:
+        """Not read by this runner: a pod's logs are the cluster's (kubectl logs)."""
+        raise errors.RunnerNotImplemented(
+            f"the logs of a runner kubernetes model are the cluster's: kubectl logs -n "
+            f"{namespace} deployment/{name}"
+        )
+
+    def stop_writes(self) -> None:
+        """No new writes to the cluster from now on (the process is stopping)."""
+        self._api.stop_writes()
 
     def events(self) -> base.EventStream:
         """A blocking iterator of changes to managed objects; ``close()`` ends it."""
