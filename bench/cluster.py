@@ -29,7 +29,6 @@ import base64
 import contextlib
 import datetime
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -40,7 +39,12 @@ from typing import Any, Final
 import kubernetes
 import kubernetes.client.exceptions
 import yaml
-from tests.support.control_plane import OPERATOR_ACCOUNT, OPERATOR_NAMESPACE, ControlPlane
+from tests.support.control_plane import (
+    OPERATOR_ACCOUNT,
+    OPERATOR_NAMESPACE,
+    ControlPlane,
+    default_state_folder,
+)
 
 from bench import procstat
 from bench.env import wait_until
@@ -86,14 +90,6 @@ MODEL_RESOURCES: Final = frozenset(
         "events",
     }
 )
-
-
-def _state_folder() -> Path:
-    explicit = os.environ.get("MLPLATFORM_KUBE_STATE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "mlplatform" / "kube"
 
 
 def read(response: Any) -> dict[str, Any]:
@@ -223,7 +219,7 @@ class Cluster:
         """Start the control plane unless it answers, and install the operator's manifests."""
         plane = ControlPlane.up()
         plane.install()
-        return cls(plane=plane, state=_state_folder(), folder=folder)
+        return cls(plane=plane, state=default_state_folder(), folder=folder)
 
     def close(self) -> None:
         """Close the clients; stop the control plane if this run started it."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +25,22 @@ from mlplatform.kube import certificates
 from tests.support.control_plane import ROOT, ControlPlane, OperatorProcess, pem_b64, wait_until
 from tests.support.docker_env import DockerEnv, http_get
 
-# The port of the test session's own control plane: beside one started by hand (16443).
-TEST_PORT = 18443
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (the control plane takes the
+    API server's port and the next five), so that test sessions and a control plane started
+    by hand (16443) run side by side."""
+    for _ in range(100):
+        first = secrets.randbelow(20000) + 20000
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +51,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         plane = ControlPlane.up()
         wipe = False
     else:
-        plane = ControlPlane.up(tmp_path_factory.mktemp("kube"), TEST_PORT)
+        plane = ControlPlane.up(tmp_path_factory.mktemp("kube"), free_ports(6))
         wipe = True
     try:
         plane.install()
@@ -54,16 +69,7 @@ def free_port() -> int:
 
 def docker_runner_env(env: DockerEnv) -> dict[str, str]:
     """The operator's variables for a Docker runner confined to this test session."""
-    settings = env.settings()
-    return {
-        "RUNNERS_DOCKER_ENABLED": "true",
-        "RUNNERS_DOCKER_NETWORK": settings.runners_docker_network,
-        "MLPLATFORM_CONTROLLER": settings.controller,
-        "STORAGE_DIR": str(settings.storage_dir),
-        "DATA_DIR": str(settings.data_dir),
-        "MLMODELS_DIR": str(settings.mlmodels_dir),
-        "RUNNERS_DOCKER_TIMEOUT": "30",
-    }
+    return {**env.confined_environ(), "RUNNERS_DOCKER_TIMEOUT": "30"}
 
 
 @dataclass

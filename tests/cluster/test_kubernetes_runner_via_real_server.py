@@ -35,6 +35,13 @@ def apply(cluster: ClusterTest, name: str, body: dict[str, Any]) -> None:
     cluster.plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(obj))
 
 
+def serving(cluster: ClusterTest, **changes: Any) -> dict[str, Any]:
+    """The operator started, MLModel ``iris`` applied (``spec(**changes)``) and Ready."""
+    cluster.operator(RUNNER_ENV)
+    apply(cluster, "iris", spec(**changes))
+    return cluster.plane.wait_for("mlmodel", cluster.namespace, "iris", is_ready, timeout=60)
+
+
 def pods(cluster: ClusterTest, name: str) -> list[dict[str, Any]]:
     return cluster.plane.items("pods", cluster.namespace, f"mlplatform.dev/owner-name={name}")
 
@@ -42,10 +49,8 @@ def pods(cluster: ClusterTest, name: str) -> list[dict[str, Any]]:
 def test_deployment_replicaset_and_pod_come_from_the_real_controllers_and_the_model_is_ready(
     cluster: ClusterTest,
 ) -> None:
-    cluster.operator(RUNNER_ENV)
     ns = cluster.namespace
-    apply(cluster, "iris", spec())
-    obj = cluster.plane.wait_for("mlmodel", ns, "iris", is_ready, timeout=60)
+    obj = serving(cluster)
     status = obj["status"]
     assert status["phase"] == "Running"
     assert status["endpoints"] == [f"http://iris.{ns}.svc:8080"]
@@ -80,10 +85,8 @@ def test_deployment_replicaset_and_pod_come_from_the_real_controllers_and_the_mo
 def test_a_spec_change_rolls_out_through_a_new_replicaset_and_ready_never_drops(
     cluster: ClusterTest,
 ) -> None:
-    cluster.operator(RUNNER_ENV)
     ns = cluster.namespace
-    apply(cluster, "iris", spec())
-    cluster.plane.wait_for("mlmodel", ns, "iris", is_ready, timeout=60)
+    serving(cluster)
     seen: list[str] = []
     stop = threading.Event()
 
@@ -159,10 +162,8 @@ def test_the_pods_troubles_written_by_the_nodes_reach_the_status_with_their_reas
 def test_delete_leaves_the_deployment_and_service_to_the_real_garbage_collector(
     cluster: ClusterTest,
 ) -> None:
-    cluster.operator(RUNNER_ENV)
     ns = cluster.namespace
-    apply(cluster, "iris", spec())
-    obj = cluster.plane.wait_for("mlmodel", ns, "iris", is_ready, timeout=60)
+    obj = serving(cluster)
     assert not obj["metadata"].get("finalizers")  # nothing to hold up a delete
     cluster.plane.kubectl("delete", "mlmodel", "iris", "-n", ns, "--timeout=30s")
     for kind in ("deployment", "service"):
@@ -171,10 +172,8 @@ def test_delete_leaves_the_deployment_and_service_to_the_real_garbage_collector(
 
 
 def test_a_deleted_or_hand_edited_deployment_is_restored(cluster: ClusterTest) -> None:
-    cluster.operator(RUNNER_ENV)
     ns = cluster.namespace
-    apply(cluster, "iris", spec())
-    cluster.plane.wait_for("mlmodel", ns, "iris", is_ready, timeout=60)
+    serving(cluster)
     first = cluster.plane.get("deployment", ns, "iris")
     assert first is not None
     cluster.plane.kubectl("delete", "deployment", "iris", "-n", ns)
@@ -237,10 +236,8 @@ def _volume(namespace: str, claim: str) -> dict[str, Any]:
 
 
 def test_a_status_edited_by_hand_is_put_back(cluster: ClusterTest) -> None:
-    cluster.operator(RUNNER_ENV)
     ns = cluster.namespace
-    apply(cluster, "iris", spec())
-    ready = cluster.plane.wait_for("mlmodel", ns, "iris", is_ready, timeout=60)
+    ready = serving(cluster)
     cluster.plane.kubectl(
         "patch", "mlmodel", "iris", "-n", ns, "--subresource=status", "--type=merge",
         "-p", '{"status": {"phase": "Failed", "endpoints": []}}',

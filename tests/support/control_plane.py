@@ -75,7 +75,7 @@ class ControlPlane:
     def up(cls, state: Path | None = None, port: int | None = None) -> ControlPlane:
         """Start the control plane of ``state`` (default: ``scripts/kube-up.sh``'s) on
         ``port`` unless it already answers."""
-        state = state or _state_folder()
+        state = state or default_state_folder()
         port = port or int(os.environ.get("MLPLATFORM_KUBE_PORT", "16443"))
         admin = state / "admin.kubeconfig"
         answering = admin.exists() and _answers(admin)
@@ -355,7 +355,8 @@ def _environ(state: Path, port: int) -> dict[str, str]:
     return {**os.environ, "MLPLATFORM_KUBE_STATE": str(state), "MLPLATFORM_KUBE_PORT": str(port)}
 
 
-def _state_folder() -> Path:
+def default_state_folder() -> Path:
+    """Where ``scripts/kube-up.sh`` keeps its control plane (``MLPLATFORM_KUBE_STATE``)."""
     explicit = os.environ.get("MLPLATFORM_KUBE_STATE")
     if explicit:
         return Path(explicit)
