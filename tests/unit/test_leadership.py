@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
-from mlplatform.kube.leadership import Leadership, Records, active, live
+from mlplatform.kube.leadership import Leadership, Peering, Records, active, live
 
 NOW = datetime.datetime(2026, 12, 7, 12, 0, 0, tzinfo=datetime.UTC)
 
@@ -61,9 +61,7 @@ def test_the_controller_starts_once_on_the_lead_and_is_told_when_the_lead_is_los
     script = Script()
     calls: list[str] = []
     leadership = Leadership(
-        script,
-        identity="b",
-        priority=5,
+        Peering(script, identity="b", priority=5),
         on_lead=lambda: calls.append("lead"),
         on_lost=lambda why: calls.append(f"lost: {why}"),
         now=lambda: NOW,
@@ -79,4 +77,26 @@ def test_the_controller_starts_once_on_the_lead_and_is_told_when_the_lead_is_los
     # Active only where active in every namespace's peering.
     script.records = [{"b": record(5)}, {"b": record(5), "c": record(9)}]
     assert not leadership.step()
-    assert calls == ["lead", "lost: another replica took the lead"]
+    assert calls == ["lead", "lost: this replica is no longer the active one"]
+
+
+def test_an_active_replica_that_cannot_read_the_peering_steps_down_once_its_record_expired() -> (
+    None
+):
+    script = Script()
+    clock = [NOW]
+    calls: list[str] = []
+    leadership = Leadership(
+        Peering(script, identity="b", priority=5),
+        on_lead=lambda: calls.append("lead"),
+        on_lost=lambda why: calls.append("lost"),
+        now=lambda: clock[0],
+    )
+    script.records = [{"b": record(5, seen_ago=0, lifetime=60)}]
+    assert leadership.step() and calls == ["lead"]
+    script.failing = True
+    clock[0] = NOW + datetime.timedelta(seconds=59)
+    assert leadership.step() and calls == ["lead"]  # the record still holds: keep the lead
+    clock[0] = NOW + datetime.timedelta(seconds=60)
+    assert not leadership.step()  # expired: a standby may have taken over meanwhile
+    assert calls == ["lead", "lost"]

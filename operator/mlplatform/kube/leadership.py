@@ -34,16 +34,22 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def live(record: Mapping[str, Any], now: datetime.datetime) -> bool:
-    """Whether a peer's record has not expired (kopf's ``Peer.is_dead``, negated)."""
+def deadline(record: Mapping[str, Any]) -> datetime.datetime | None:
+    """When a peer's record expires (``lastseen + lifetime``), None when unreadable."""
     try:
         seen = datetime.datetime.fromisoformat(str(record["lastseen"]))
         lifetime = datetime.timedelta(seconds=int(record.get("lifetime", 60)))
     except (KeyError, TypeError, ValueError):
-        return False
+        return None
     if seen.tzinfo is None:
         seen = seen.replace(tzinfo=datetime.UTC)
-    return seen + lifetime > now
+    return seen + lifetime
+
+
+def live(record: Mapping[str, Any], now: datetime.datetime) -> bool:
+    """Whether a peer's record has not expired (kopf's ``Peer.is_dead``, negated)."""
+    expires = deadline(record)
+    return expires is not None and expires > now
 
 
 def active(records: Records, *, identity: str, priority: int, now: datetime.datetime) -> bool:
@@ -79,35 +85,34 @@ class Peering:
 class Leadership:
     """Polls the peering object(s) and starts / stops the controller on the transitions.
 
-    ``read`` returns the ``status`` of each peering object this replica takes part in (one
-    cluster-wide, or one per watched namespace); the replica is active when it is active in
-    every one. ``on_lead`` runs once, when it first becomes active; ``on_lost`` once, when it
-    stops being active after that. Both run in the polling thread.
+    ``peering.read`` returns the ``status`` of each peering object this replica takes part in
+    (one cluster-wide, or one per watched namespace); the replica is active when it is active
+    in every one. ``on_lead`` runs once, when it first becomes active; ``on_lost`` once, when
+    it stops being active after that: another replica took the lead, or the peering could not
+    be read until this replica's own record expired (the others may have taken over by then,
+    as controller-runtime's renew deadline has it). Both run in the polling thread.
     """
 
     def __init__(
         self,
-        read: Callable[[], Sequence[Records]],
+        peering: Peering,
         *,
-        identity: str,
-        priority: int,
         on_lead: Callable[[], None],
         on_lost: Callable[[str], None],
-        period: float = 1.0,
-        active_period: float = 5.0,
         now: Now = _utcnow,
     ) -> None:
-        self.identity = identity
-        self.priority = priority
-        self._read = read
+        self.peering = peering
         self._on_lead = on_lead
         self._on_lost = on_lost
-        self._period = period
-        self._active_period = active_period
         self._now = now
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._own_deadline: datetime.datetime | None = None  # our record's, as last read
         self.leading = False
+
+    @property
+    def identity(self) -> str:
+        return self.peering.identity
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mlplatform-leadership", daemon=True)
@@ -119,16 +124,23 @@ class Leadership:
             self._thread.join(10)
 
     def check(self) -> bool | None:
-        """One look: True/False, or None when the peering could not be read (no change)."""
+        """One look: True/False, or None when the peering could not be read (no change,
+        unless our own record has expired meanwhile: then False)."""
+        now = self._now()
         try:
-            objects = self._read()
-        except Exception as error:  # an API outage: keep the current role, look again
+            objects = self.peering.read()
+        except Exception as error:  # an API outage: keep the current role while it can hold
+            if self._own_deadline is not None and now >= self._own_deadline:
+                log.warning("Could not read the peering (%s) until our record expired", error)
+                return False
             log.warning("Could not read the peering (%s); keeping the current role", error)
             return None
-        now = self._now()
+        identity, priority = self.peering.identity, self.peering.priority
+        own = [records.get(identity) for records in objects]
+        deadlines = [deadline(record) for record in own if isinstance(record, Mapping)]
+        self._own_deadline = min((d for d in deadlines if d is not None), default=None)
         return bool(objects) and all(
-            active(records, identity=self.identity, priority=self.priority, now=now)
-            for records in objects
+            active(records, identity=identity, priority=priority, now=now) for records in objects
         )
 
     def step(self) -> bool:
@@ -141,11 +153,12 @@ class Leadership:
             self._on_lead()
         elif leading is False and self.leading:
             self.leading = False
-            log.warning("Another replica took the lead: stopping the controller")
-            self._on_lost("another replica took the lead")
+            log.warning("This replica is no longer the active one: stopping the controller")
+            self._on_lost("this replica is no longer the active one")
             return False
         return True
 
     def _run(self) -> None:
+        peering = self.peering
         while not self._stop.is_set() and self.step():
-            self._stop.wait(self._active_period if self.leading else self._period)
+            self._stop.wait(peering.active_period if self.leading else peering.period)

@@ -78,15 +78,7 @@ class Operator:
         self._ended = False  # the controller stopped: it never starts again in this process
         self.leadership: Leadership | None = None
         if peering is not None:
-            self.leadership = Leadership(
-                peering.read,
-                identity=peering.identity,
-                priority=peering.priority,
-                period=peering.period,
-                active_period=peering.active_period,
-                on_lead=self._lead,
-                on_lost=self._lost,
-            )
+            self.leadership = Leadership(peering, on_lead=self._lead, on_lost=self._lost)
 
     async def start(self) -> None:
         if self.leadership is None:
