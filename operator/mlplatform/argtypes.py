@@ -7,15 +7,24 @@ import re
 from pathlib import Path
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (``--workers``)."""
+def _int_at_least(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (``--workers``)."""
+    return _int_at_least(text, 1)
+
+
+def count(text: str) -> int:
+    """An integer >= 0 (``logs --tail``: a number of lines)."""
+    return _int_at_least(text, 0)
 
 
 def port_or_zero(text: str) -> int:

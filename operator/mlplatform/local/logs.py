@@ -21,17 +21,6 @@ from mlplatform.local.options import load_settings
 from mlplatform.runners import selection
 
 
-def _tail(text: str) -> int:
-    """``--tail``: a line count, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of lines, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 @dataclass(frozen=True)
 class LogsConfig:
     """What one ``mlplatform logs`` reads, read once and frozen."""
@@ -50,7 +39,7 @@ class LogsConfig:
     )
     follow: bool = flags.switch("--follow", "-f", help="keep printing new output until Ctrl-C")
     tail: int | None = flags.option(
-        None, "--tail", parse=_tail, metavar="LINES", help="only the last LINES lines"
+        None, "--tail", parse=argtypes.count, metavar="LINES", help="only the last LINES lines"
     )
     previous: bool = flags.switch(
         "--previous", "-p", help="the last terminated container, while the engine holds it"
