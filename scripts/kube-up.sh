@@ -22,6 +22,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 state=${MLPLATFORM_KUBE_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/mlplatform/kube}
 port=${MLPLATFORM_KUBE_PORT:-16443}
 nodes=${MLPLATFORM_KUBE_NODES:-4}
+[[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1024 ] && [ "$port" -le 65530 ] ||
+  { echo "kube-up: MLPLATFORM_KUBE_PORT must be a port from 1024 to 65530, got '$port'" >&2; exit 2; }
+[[ "$nodes" =~ ^[0-9]+$ ]] && [ "$nodes" -ge 1 ] ||
+  { echo "kube-up: MLPLATFORM_KUBE_NODES must be a number of nodes (1 or more), got '$nodes'" >&2; exit 2; }
 etcd_port=$((port + 1)) etcd_peer_port=$((port + 2))
 kcm_port=$((port + 3)) scheduler_port=$((port + 4)) kwok_port=$((port + 5))
 server="https://127.0.0.1:$port"
